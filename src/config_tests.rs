@@ -1,0 +1,233 @@
+//! Tests for routes.toml validation: each mistake gives one line naming the file, line and key.
+
+use super::*;
+
+/// A scratch folder with `site/index.html`, `site/a.png` and `site/sub/`.
+fn fixture(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tws-config-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("site/sub")).unwrap();
+    std::fs::write(dir.join("site/index.html"), "<p>hi</p>").unwrap();
+    std::fs::write(dir.join("site/a.png"), "png").unwrap();
+    dir
+}
+
+fn load(dir: &Path, toml: &str) -> Result<Config> {
+    let file = dir.join("routes.toml");
+    std::fs::write(&file, toml).unwrap();
+    Config::load(&file, &Overrides::default())
+}
+
+#[test]
+fn loads_every_kind_of_route() {
+    let dir = fixture("good");
+    let config = load(
+        &dir,
+        r#"
+[server]
+port = 9000
+root = "site"
+
+[server.limits]
+max_body_bytes = 10
+
+[[route]]
+path = "/"
+page = "index.html"
+
+[[route]]
+path = "/a"
+file = "a.png"
+download = true
+content_type = "image/x-test"
+
+[[route]]
+path = "/sub"
+dir = "sub"
+listing = true
+
+[[route]]
+path = "/createUser"
+action = "create_user"
+
+[[route]]
+path = "/users/{id}"
+action = "get_user"
+methods = ["GET"]
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.server.port, 9000);
+    assert_eq!(config.server.host, DEFAULT_HOST);
+    assert_eq!(config.server.root, dir.join("site"));
+    assert_eq!(config.server.data, dir.join("data"));
+    assert_eq!(config.server.limits.max_body_bytes, 10);
+    assert_eq!(config.routes.len(), 5);
+    assert_eq!(config.routes[1].line, 13);
+    let Target::File(spec) = &config.routes[1].target else {
+        panic!()
+    };
+    assert_eq!(spec.download.as_deref(), Some("a.png"));
+    assert_eq!(spec.content_type.as_deref(), Some("image/x-test"));
+    let Target::Dir(spec) = &config.routes[2].target else {
+        panic!()
+    };
+    assert_eq!(spec.folder, dir.join("site/sub").canonicalize().unwrap());
+    assert!(spec.listing);
+    assert_eq!(
+        config.routes[4].methods,
+        Methods::of(&[Method::Get, Method::Head])
+    );
+    assert!(config.uses_store());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn each_mistake_names_file_line_and_key() {
+    let dir = fixture("bad");
+    let route = |body: &str| format!("[server]\nroot = \"site\"\n\n[[route]]\n{body}\n");
+    // (routes file, expected text in the error)
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "[server]\nport = \"x\n".into(),
+            "routes.toml:2:10: invalid basic string",
+        ),
+        (
+            "[server]\nprot = 80\n".into(),
+            "routes.toml:2:1: unknown field `prot`",
+        ),
+        ("[server]\nport = 70000\n".into(), "routes.toml:2:8"),
+        ("[sever]\n".into(), "unknown field `sever`"),
+        (
+            "[server.limits]\nmax_headers = 1000\n".into(),
+            "routes.toml:2: [server.limits] max_headers must be between 1 and 256",
+        ),
+        (
+            route("path = \"/\"\npage = \"index.html\"\nfiel = \"x\""),
+            "routes.toml:7:1: unknown field `fiel`",
+        ),
+        (
+            route("path = \"/\""),
+            "routes.toml:4: route \"/\": needs one of `file`, `page`, `dir` or `action`",
+        ),
+        (
+            route("path = \"/\"\npage = \"index.html\"\nfile = \"a.png\""),
+            "has file and page: keep exactly one",
+        ),
+        (
+            route("path = \"/x\"\nfile = \"missing.png\""),
+            "routes.toml:4: route \"/x\": cannot use",
+        ),
+        (
+            route("path = \"/x\"\nfile = \"sub\""),
+            "is not a regular file",
+        ),
+        (
+            route("path = \"/x\"\ndir = \"index.html\""),
+            "is not a folder",
+        ),
+        (route("path = \"/x\"\ndir = \"nope\""), "cannot use folder"),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nlisting = true"),
+            "key `listing` only applies to dir routes",
+        ),
+        (
+            route("path = \"/x\"\ndir = \"sub\"\ndownload = true"),
+            "key `download` only applies to file routes",
+        ),
+        (
+            route("path = \"/x\"\naction = \"drop_tables\""),
+            "unknown action \"drop_tables\"",
+        ),
+        (
+            route("path = \"/x\"\naction = \"get_user\""),
+            "action \"get_user\" must end in `{id}`",
+        ),
+        (
+            route("path = \"/x/{id}\"\naction = \"list_users\""),
+            "cannot take a `{id}` segment",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nmethods = [\"POST\"]"),
+            "a page route answers only GET, HEAD",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nmethods = [\"FETCH\"]"),
+            "unknown method \"FETCH\"",
+        ),
+        (
+            route("path = \"x\"\npage = \"index.html\""),
+            "`path` must start with '/'",
+        ),
+        (
+            route("path = \"/a/../b\"\npage = \"index.html\""),
+            "`path` must be normalised",
+        ),
+        (
+            route("path = \"/a?b\"\npage = \"index.html\""),
+            "must be a plain path",
+        ),
+        (
+            route(
+                "path = \"/\"\npage = \"index.html\"\n\n[[route]]\npath = \"/\"\nfile = \"a.png\"",
+            ),
+            "routes.toml:8: route \"/\" is already declared on line 4",
+        ),
+    ];
+    for (toml, want) in cases {
+        let err = format!("{:#}", load(&dir, &toml).unwrap_err());
+        assert!(
+            err.contains(want),
+            "for\n{toml}\nwanted {want:?} in {err:?}"
+        );
+        assert!(!err.contains('\n'), "one line, not {err:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn command_line_overrides_the_file() {
+    let dir = fixture("overrides");
+    let file = dir.join("routes.toml");
+    std::fs::write(
+        &file,
+        "[server]\nhost = \"0.0.0.0\"\nport = 1\nthreads = 3\n",
+    )
+    .unwrap();
+    let overrides = Overrides {
+        port: Some(0),
+        threads: Some(2),
+        ..Overrides::default()
+    };
+    let config = Config::load(&file, &overrides).unwrap();
+    assert_eq!(
+        (config.server.host.as_str(), config.server.port),
+        ("0.0.0.0", 0)
+    );
+    assert_eq!(config.server.threads, 2);
+    assert!(!config.uses_store());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_folder_is_served_with_a_listing_without_a_routes_file() {
+    let dir = fixture("folder");
+    let overrides = Overrides {
+        root: Some(dir.join("site")),
+        ..Overrides::default()
+    };
+    let config = Config::for_folder(&overrides).unwrap();
+    assert_eq!(config.routes.len(), 1);
+    let Target::Dir(spec) = &config.routes[0].target else {
+        panic!()
+    };
+    assert!(spec.listing);
+    assert_eq!(spec.index, "index.html");
+    let missing = Overrides {
+        root: Some(dir.join("nope")),
+        ..Overrides::default()
+    };
+    let err = format!("{:#}", Config::for_folder(&missing).unwrap_err());
+    assert!(err.contains("cannot use folder"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

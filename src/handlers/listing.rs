@@ -1,0 +1,126 @@
+//! Folder listings as HTML: sorted entries with size and time, every name escaped for HTML and
+//! percent-encoded in links.
+
+use std::path::Path;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::http::HttpError;
+use crate::http::response::{Body, Response, TEXT_HTML};
+use crate::path::Exposure;
+use crate::time::Civil;
+
+/// Characters kept as they are in one path segment: RFC 3986 unreserved ones.
+pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a normalised path segment by segment, keeping its slashes.
+pub fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| utf8_percent_encode(segment, COMPONENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Escapes text for HTML content and attribute values; control characters become U+FFFD.
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct Entry {
+    name: String,
+    is_dir: bool,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// Renders the listing of `folder`, reached at URL `path` (which ends in '/').
+pub fn render(folder: &Path, path: &str, exposure: Exposure) -> Result<Response, HttpError> {
+    let reader = std::fs::read_dir(folder).map_err(|_| HttpError::NotFound)?;
+    let mut entries: Vec<Entry> = reader
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name.starts_with('.') && !exposure.dotfiles {
+                return None;
+            }
+            // Follow symlinks for size and type; a dangling one is left out.
+            let meta = std::fs::metadata(e.path()).ok()?;
+            Some(Entry {
+                name,
+                is_dir: meta.is_dir(),
+                size: meta.len(),
+                modified: meta.modified().ok(),
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+
+    let title = html_escape(path);
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Index of {title}</title>\n\
+         <style>body{{font-family:system-ui,sans-serif;margin:2em}}td{{padding:.2em 1em .2em 0}}\
+         td.n{{text-align:right}}</style>\n</head>\n<body>\n<h1>Index of {title}</h1>\n<table>\n\
+         <tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
+    );
+    if path != "/" {
+        html.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
+    }
+    for entry in &entries {
+        let slash = if entry.is_dir { "/" } else { "" };
+        let href = utf8_percent_encode(&entry.name, COMPONENT);
+        let size = if entry.is_dir {
+            "-".to_owned()
+        } else {
+            entry.size.to_string()
+        };
+        let modified = entry
+            .modified
+            .map(|t| Civil::from_system(t).short())
+            .unwrap_or_default();
+        html.push_str(&format!(
+            "<tr><td><a href=\"./{href}{slash}\">{}{slash}</a></td><td class=\"n\">{size}</td><td>{modified}</td></tr>\n",
+            html_escape(&entry.name)
+        ));
+    }
+    html.push_str("</table>\n</body>\n</html>\n");
+    Ok(Response::new(
+        200,
+        TEXT_HTML,
+        Body::Bytes(html.into_bytes()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_hostile_names() {
+        assert_eq!(
+            html_escape("a\"b'c<d>e&f"),
+            "a&quot;b&#39;c&lt;d&gt;e&amp;f"
+        );
+        assert_eq!(html_escape("line\nbreak"), "line\u{FFFD}break");
+        let encoded = utf8_percent_encode("a b#c?d%e\"<>é\n", COMPONENT).to_string();
+        assert_eq!(encoded, "a%20b%23c%3Fd%25e%22%3C%3E%C3%A9%0A");
+        assert_eq!(encode_path("/a b/c#d/"), "/a%20b/c%23d/");
+    }
+}

@@ -1,0 +1,125 @@
+//! The application: routes a parsed request and turns it into a `Response`. Nothing here touches
+//! a socket, so every handler is tested with plain values.
+
+pub mod dir;
+pub mod file;
+pub mod listing;
+
+use std::sync::Arc;
+
+use crate::actions::{self, UserStore};
+use crate::http::response::{ErrorFormat, Response};
+use crate::http::{HttpError, Method, Methods, Request};
+use crate::path;
+use crate::router::{Found, Router};
+use crate::routes::{Route, Target};
+
+/// The route table and the state actions need.
+pub struct App {
+    router: Router,
+    users: Option<Arc<dyn UserStore>>,
+}
+
+/// What to do with a request whose head has been read.
+#[derive(Debug)]
+pub enum Dispatch {
+    /// Answer at once: an error, a redirect, or OPTIONS.
+    Answer(Response),
+    /// Read the body (if any), then run the route with `App::handle`.
+    Run(Routed),
+}
+
+/// A request matched to a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    index: usize,
+    /// The normalised request path.
+    path: String,
+    /// The `{id}` value, or the path inside a `dir` route.
+    rest: String,
+}
+
+impl App {
+    pub fn new(routes: Vec<Route>, users: Option<Arc<dyn UserStore>>) -> App {
+        App {
+            router: Router::new(routes),
+            users,
+        }
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        self.router.routes()
+    }
+
+    /// Decides what a request needs, from its head alone: cheap and free of I/O.
+    pub fn route(&self, req: &Request) -> Dispatch {
+        if req.target() == "*" {
+            let all = self.routes().iter().fold(Methods::NONE, |set, r| {
+                r.methods.iter().fold(set, |set, m| set.with(m))
+            });
+            return Dispatch::Answer(Response::empty(204).header("Allow", all.allow_header()));
+        }
+        let path = match path::normalize(req.path()) {
+            Ok(path) => path,
+            Err(e) => return Dispatch::Answer(Response::error(e, ErrorFormat::Text)),
+        };
+        match self.router.find(&path) {
+            Found::NotFound => {
+                Dispatch::Answer(Response::error(HttpError::NotFound, ErrorFormat::Text))
+            }
+            Found::AddSlash(_) => {
+                let mut location = listing::encode_path(&path);
+                location.push('/');
+                if let Some(query) = req.query() {
+                    location.push('?');
+                    location.push_str(query);
+                }
+                Dispatch::Answer(Response::empty(301).header("Location", location))
+            }
+            Found::Route { index, route, rest } => {
+                let format = error_format(route);
+                if req.method == Method::Options {
+                    let allow = route.methods.allow_header();
+                    return Dispatch::Answer(Response::empty(204).header("Allow", allow));
+                }
+                if !route.methods.contains(req.method) {
+                    let err = HttpError::MethodNotAllowed(route.methods);
+                    return Dispatch::Answer(Response::error(err, format));
+                }
+                let rest = rest.to_owned();
+                Dispatch::Run(Routed { index, path, rest })
+            }
+        }
+    }
+
+    /// Runs a routed request with its (fully read) body. Blocking work happens here.
+    pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8]) -> Response {
+        let route = self.router.route(routed.index);
+        let result = match &route.target {
+            Target::File(spec) => file::serve_spec(spec),
+            Target::Page(spec) => file::serve(&spec.file, file::page_type(), None),
+            Target::Dir(spec) => dir::serve(spec, &routed.path, &routed.rest),
+            Target::Action(action) => {
+                actions::run(*action, self.users.as_deref(), req, &routed.rest, body)
+            }
+        };
+        result.unwrap_or_else(|e| Response::error(e, error_format(route)))
+    }
+
+    /// The answer to an error on a routed request, in the route's error format.
+    pub fn error_response(&self, routed: &Routed, err: HttpError) -> Response {
+        Response::error(err, error_format(self.router.route(routed.index)))
+    }
+}
+
+fn error_format(route: &Route) -> ErrorFormat {
+    if route.target.speaks_json() {
+        ErrorFormat::Json
+    } else {
+        ErrorFormat::Text
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,135 @@
+//! `HttpError`: everything that can go wrong with a request, and the one table mapping it to a status.
+
+use super::Methods;
+
+/// A request that cannot be answered normally. Each variant carries a short, client-facing reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// Malformed syntax or framing; the connection cannot be trusted afterwards.
+    BadRequest(&'static str),
+    /// A well-formed request the server refuses to act on (e.g. a path escaping the root).
+    Forbidden(&'static str),
+    NotFound,
+    MethodNotAllowed(Methods),
+    RequestTimeout,
+    PayloadTooLarge,
+    UriTooLong,
+    UnsupportedMediaType(&'static str),
+    ExpectationFailed,
+    /// Syntactically valid content that fails validation.
+    Unprocessable(&'static str),
+    HeaderFieldsTooLarge(&'static str),
+    Internal(&'static str),
+    NotImplemented(&'static str),
+    ServiceUnavailable(&'static str),
+    VersionNotSupported,
+}
+
+impl HttpError {
+    /// The one place where an error becomes a status code and a message.
+    pub fn status_and_message(self) -> (u16, &'static str) {
+        match self {
+            HttpError::BadRequest(why) => (400, why),
+            HttpError::Forbidden(why) => (403, why),
+            HttpError::NotFound => (404, "no such resource"),
+            HttpError::MethodNotAllowed(_) => (405, "method not allowed on this path"),
+            HttpError::RequestTimeout => (408, "request not received in time"),
+            HttpError::PayloadTooLarge => (413, "request body is larger than the limit"),
+            HttpError::UriTooLong => (414, "request target is longer than the limit"),
+            HttpError::UnsupportedMediaType(why) => (415, why),
+            HttpError::ExpectationFailed => (417, "only the 100-continue expectation is supported"),
+            HttpError::Unprocessable(why) => (422, why),
+            HttpError::HeaderFieldsTooLarge(why) => (431, why),
+            HttpError::Internal(why) => (500, why),
+            HttpError::NotImplemented(why) => (501, why),
+            HttpError::ServiceUnavailable(why) => (503, why),
+            HttpError::VersionNotSupported => (505, "only HTTP/1.0 and HTTP/1.1 are supported"),
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        self.status_and_message().0
+    }
+
+    pub fn message(self) -> &'static str {
+        self.status_and_message().1
+    }
+
+    /// Errors found while reading the request leave the byte stream in an unknown state:
+    /// after answering them the connection must close.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            HttpError::BadRequest(_)
+                | HttpError::RequestTimeout
+                | HttpError::PayloadTooLarge
+                | HttpError::UriTooLong
+                | HttpError::HeaderFieldsTooLarge(_)
+                | HttpError::VersionNotSupported
+                | HttpError::ExpectationFailed
+        )
+    }
+}
+
+/// The reason phrase for each status tws sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_named_status() {
+        let all = [
+            HttpError::BadRequest("x"),
+            HttpError::Forbidden("x"),
+            HttpError::NotFound,
+            HttpError::MethodNotAllowed(Methods::NONE),
+            HttpError::RequestTimeout,
+            HttpError::PayloadTooLarge,
+            HttpError::UriTooLong,
+            HttpError::UnsupportedMediaType("x"),
+            HttpError::ExpectationFailed,
+            HttpError::Unprocessable("x"),
+            HttpError::HeaderFieldsTooLarge("x"),
+            HttpError::Internal("x"),
+            HttpError::NotImplemented("x"),
+            HttpError::ServiceUnavailable("x"),
+            HttpError::VersionNotSupported,
+        ];
+        for e in all {
+            let (status, message) = e.status_and_message();
+            assert!((400..600).contains(&status), "{e:?}");
+            assert_ne!(reason_phrase(status), "Unknown", "{e:?}");
+            assert!(!message.is_empty());
+        }
+    }
+}

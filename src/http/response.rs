@@ -1,0 +1,204 @@
+//! Responses, and the one writer of status lines and header blocks. Every answer tws sends,
+//! error pages included, is serialised by `write_head`.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::Write;
+
+use super::error::reason_phrase;
+use super::{HttpError, Version};
+
+/// The value of the `Server` header.
+pub const SERVER: &str = concat!("tws/", env!("CARGO_PKG_VERSION"));
+
+/// The interim response sent before reading a body the client asked permission to send.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    Static(&'static [u8]),
+    /// A byte range of an open file, streamed by the connection without reading it into memory.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Static(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A response before serialisation. `Date`, `Server`, `Content-Length`, `Content-Type` and
+/// `Connection` are added by `write_head`; `headers` holds the rest.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Cow<'static, str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+/// How an error body is written: JSON for actions, plain text elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    Text,
+    Json,
+}
+
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+pub const TEXT_HTML: &str = "text/html; charset=utf-8";
+pub const APPLICATION_JSON: &str = "application/json";
+
+impl Response {
+    pub fn new(status: u16, content_type: impl Into<Cow<'static, str>>, body: Body) -> Response {
+        Response {
+            status,
+            content_type: content_type.into(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// A response with no content: `Content-Length: 0`, typed as plain text.
+    pub fn empty(status: u16) -> Response {
+        Response::new(status, TEXT_PLAIN, Body::Empty)
+    }
+
+    /// A JSON body followed by a newline.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+        let mut body = serde_json::to_vec(value).unwrap_or_default();
+        body.push(b'\n');
+        Response::new(status, APPLICATION_JSON, Body::Bytes(body))
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The answer to an error: its status, a one-line body saying what was wrong, and the
+    /// headers the status requires (`Allow` on 405).
+    pub fn error(err: HttpError, format: ErrorFormat) -> Response {
+        let (status, message) = err.status_and_message();
+        let mut response = match format {
+            ErrorFormat::Json => Response::json(status, &serde_json::json!({ "error": message })),
+            ErrorFormat::Text => {
+                let body = format!("{status} {}: {message}\n", reason_phrase(status));
+                Response::new(status, TEXT_PLAIN, Body::Bytes(body.into_bytes()))
+            }
+        };
+        if let HttpError::MethodNotAllowed(allowed) = err {
+            response.headers.push(("Allow", allowed.allow_header()));
+        }
+        response
+    }
+}
+
+/// What the connection knows that the response does not.
+pub struct HeadContext<'a> {
+    pub date: &'a str,
+    pub keep_alive: bool,
+    pub request_version: Version,
+}
+
+/// Serialises the status line and header block of `response` into `out`.
+pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>) {
+    let status = response.status;
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: {SERVER}\r\n",
+        reason_phrase(status),
+        ctx.date
+    );
+    // RFC 9110 section 8.6: no Content-Length in 1xx and 204 responses; 304 carries none either.
+    if !matches!(status, 100..=199 | 204 | 304) {
+        let _ = write!(
+            out,
+            "Content-Length: {}\r\nContent-Type: {}\r\n",
+            response.body.len(),
+            response.content_type
+        );
+    }
+    for (name, value) in &response.headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    if !ctx.keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if ctx.request_version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Method, Methods};
+
+    fn head(response: &Response, keep_alive: bool, version: Version) -> String {
+        let mut out = Vec::new();
+        let ctx = HeadContext {
+            date: "Sun, 06 Nov 1994 08:49:37 GMT",
+            keep_alive,
+            request_version: version,
+        };
+        write_head(&mut out, response, &ctx);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn writes_the_mandatory_headers() {
+        let response = Response::new(200, TEXT_HTML, Body::Static(b"<p>hi</p>")).header("X-A", "b");
+        assert_eq!(
+            head(&response, true, Version::Http11),
+            format!(
+                "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: {SERVER}\r\n\
+                 Content-Length: 9\r\nContent-Type: text/html; charset=utf-8\r\nX-A: b\r\n\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn connection_header_follows_persistence_and_version() {
+        let response = Response::empty(200);
+        assert!(head(&response, false, Version::Http11).contains("\r\nConnection: close\r\n"));
+        assert!(head(&response, true, Version::Http10).contains("\r\nConnection: keep-alive\r\n"));
+        assert!(!head(&response, true, Version::Http11).contains("Connection"));
+    }
+
+    #[test]
+    fn no_content_responses_carry_no_length() {
+        let text = head(&Response::empty(204), true, Version::Http11);
+        assert!(!text.contains("Content-Length"), "{text}");
+    }
+
+    #[test]
+    fn errors_say_what_was_wrong_in_text_or_json() {
+        let r = Response::error(HttpError::BadRequest("invalid header"), ErrorFormat::Text);
+        assert_eq!(r.status, 400);
+        assert!(matches!(&r.body, Body::Bytes(b) if b == b"400 Bad Request: invalid header\n"));
+        let allowed = Methods::of(&[Method::Post]);
+        let r = Response::error(HttpError::MethodNotAllowed(allowed), ErrorFormat::Json);
+        assert_eq!(r.content_type, APPLICATION_JSON);
+        assert_eq!(r.headers, vec![("Allow", "POST, OPTIONS".to_owned())]);
+        let Body::Bytes(b) = &r.body else { panic!() };
+        let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+        assert_eq!(v["error"], "method not allowed on this path");
+    }
+}

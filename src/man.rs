@@ -1,0 +1,110 @@
+//! The manual page, generated from the clap definition plus the routes-file reference.
+
+use clap::CommandFactory;
+use clap_mangen::Man;
+
+use crate::cli::Cli;
+
+/// The ROUTES FILE, EXIT STATUS and FILES sections, in roff.
+const EXTRA: &str = r#".SH "ROUTES FILE"
+The routes file is TOML: an optional \fB[server]\fR table and a list of \fB[[route]]\fR tables.
+Paths in it are relative to the folder holding the routes file.
+Unknown keys are errors.
+.SS "[server]"
+.TP
+\fBhost\fR = "127.0.0.1"
+Address to listen on.
+.TP
+\fBport\fR = 8080
+Port to listen on; 0 picks a free one.
+.TP
+\fBroot\fR = "site"
+Folder that \fBfile\fR, \fBpage\fR and \fBdir\fR paths are relative to (default: the routes file's folder).
+.TP
+\fBthreads\fR = 4
+Worker threads (default: one per CPU).
+.TP
+\fBdata\fR = "data"
+Folder where actions keep their data (users.jsonl).
+.SS "[server.limits]"
+.TP
+\fBmax_head_bytes\fR = 16384
+Largest request head (request line and header fields); beyond it, 431.
+.TP
+\fBmax_uri_bytes\fR = 8192
+Longest request target; beyond it, 414.
+.TP
+\fBmax_headers\fR = 100
+Most header fields (at most 256); beyond it, 431.
+.TP
+\fBmax_body_bytes\fR = 1048576
+Largest request body; beyond it, 413.
+.SS "[[route]]"
+Each route has a \fBpath\fR and exactly one of \fBfile\fR, \fBpage\fR, \fBdir\fR or \fBaction\fR.
+.TP
+\fBfile\fR = "rel/path"
+One file of any type, typed from its extension.
+\fBcontent_type\fR = "..." overrides the type; \fBdownload\fR = true adds Content-Disposition: attachment.
+.TP
+\fBpage\fR = "rel/page.html"
+An HTML page, served as text/html; charset=utf-8.
+.TP
+\fBdir\fR = "rel/folder"
+A folder mounted under \fBpath\fR.
+\fBindex\fR = "index.html" names the file served for a folder; \fBlisting\fR = true lists folders without one.
+A folder requested without its trailing slash is redirected (301) to the slash form.
+.TP
+\fBaction\fR = "create_user" | "list_users" | "get_user"
+A built-in action.
+create_user answers POST with a JSON or form body holding \fBNombre\fR;
+list_users answers GET with every user;
+get_user answers GET on a path ending in \fB{id}\fR, such as "/users/{id}".
+.TP
+\fBmethods\fR = ["GET"]
+Narrows the methods a route answers; GET implies HEAD.
+OPTIONS is always answered.
+.SH "EXAMPLE"
+.nf
+[server]
+host = "127.0.0.1"
+port = 8080
+root = "site"
+
+[[route]]
+path = "/"
+page = "index.html"
+
+[[route]]
+path = "/bigfile"
+file = "files/big.txt"
+download = true
+
+[[route]]
+path = "/createUser"
+action = "create_user"
+.fi
+.SH "EXIT STATUS"
+0 when the server stops normally or \fB--check\fR finds no problem;
+1 on a startup error (bad routes file, missing file, port in use), printed as one line;
+2 on a command-line usage error.
+.SH "FILES"
+.TP
+\fIdata\fR/users.jsonl
+Users created by create_user, one JSON record per line, appended and fsynced before the 201 is sent.
+"#;
+
+/// Renders the whole manual page.
+pub fn render() -> Vec<u8> {
+    let man = Man::new(Cli::command()).date("2026-11-25");
+    let mut out = Vec::new();
+    // Rendering into a Vec cannot fail.
+    let _ = man.render_title(&mut out);
+    let _ = man.render_name_section(&mut out);
+    let _ = man.render_synopsis_section(&mut out);
+    let _ = man.render_description_section(&mut out);
+    let _ = man.render_options_section(&mut out);
+    out.extend_from_slice(EXTRA.as_bytes());
+    let _ = man.render_extra_section(&mut out);
+    let _ = man.render_version_section(&mut out);
+    out
+}

@@ -1,0 +1,132 @@
+//! The typed route table: what each path serves and which methods it answers. `config` builds
+//! and validates it; `router` looks requests up in it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::http::{Method, Methods};
+
+/// One `[[route]]` of routes.toml after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The URL path (a prefix for `dir` routes; may end in `{id}` for actions).
+    pub path: String,
+    pub methods: Methods,
+    pub target: Target,
+    /// The line of the routes file it was declared on (0 when built from the command line).
+    pub line: usize,
+}
+
+/// What a route serves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    File(FileSpec),
+    /// An HTML page: a file always typed `text/html; charset=utf-8`.
+    Page(FileSpec),
+    Dir(DirSpec),
+    Action(Action),
+}
+
+/// A single file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSpec {
+    pub file: PathBuf,
+    /// Overrides the type guessed from the extension.
+    pub content_type: Option<String>,
+    /// When set, the file is sent as an attachment with this file name.
+    pub download: Option<String>,
+}
+
+/// A folder mounted under the route's path.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DirSpec {
+    /// Canonical path of the folder.
+    pub folder: PathBuf,
+    /// File served for a folder request, when present.
+    pub index: String,
+    /// List a folder's contents when it has no index file.
+    pub listing: bool,
+}
+
+/// The built-in actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    CreateUser,
+    ListUsers,
+    GetUser,
+}
+
+impl Action {
+    const ALL: [Action; 3] = [Action::CreateUser, Action::ListUsers, Action::GetUser];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::CreateUser => "create_user",
+            Action::ListUsers => "list_users",
+            Action::GetUser => "get_user",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn names() -> Vec<&'static str> {
+        Action::ALL.iter().map(|a| a.name()).collect()
+    }
+
+    /// True for actions addressed by an `{id}` segment at the end of their path.
+    pub fn takes_id(self) -> bool {
+        self == Action::GetUser
+    }
+
+    fn methods(self) -> Methods {
+        match self {
+            Action::CreateUser => Methods::of(&[Method::Post]),
+            Action::ListUsers | Action::GetUser => Methods::of(&[Method::Get, Method::Head]),
+        }
+    }
+}
+
+impl Target {
+    /// The methods this kind of target can answer (and answers unless `methods` narrows them).
+    pub fn default_methods(&self) -> Methods {
+        match self {
+            Target::File(_) | Target::Page(_) | Target::Dir(_) => {
+                Methods::of(&[Method::Get, Method::Head])
+            }
+            Target::Action(action) => action.methods(),
+        }
+    }
+
+    /// True when errors on this target are answered in JSON.
+    pub fn speaks_json(&self) -> bool {
+        matches!(self, Target::Action(_))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::File(spec) => {
+                write!(f, "file {}", spec.file.display())?;
+                if let Some(ct) = &spec.content_type {
+                    write!(f, " as {ct}")?;
+                }
+                if spec.download.is_some() {
+                    write!(f, " (download)")?;
+                }
+                Ok(())
+            }
+            Target::Page(spec) => write!(f, "page {}", spec.file.display()),
+            Target::Dir(spec) => write!(
+                f,
+                "dir {} (index {}, listing {})",
+                spec.folder.display(),
+                spec.index,
+                if spec.listing { "on" } else { "off" }
+            ),
+            Target::Action(action) => write!(f, "action {}", action.name()),
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The readiness loop: one thread owns every socket. It accepts, reads and parses request heads
+//! and bodies, hands routed requests to the worker pool, and writes responses as sockets allow.
+//! An idle or slow client costs a slab entry, never a worker.
+
+use std::io;
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::Timeouts;
+use super::conn::{Conn, PendingBody, ReadOutcome, State};
+use super::pool::Pool;
+use crate::handlers::{App, Dispatch};
+use crate::http::body::BodyDecoder;
+use crate::http::date::DateCache;
+use crate::http::request::{Framing, Parse, parse_head};
+use crate::http::response::{Body, CONTINUE, ErrorFormat, HeadContext, Response, write_head};
+use crate::http::{HttpError, Limits, Request, Version};
+use crate::log::AccessLog;
+
+pub const LISTENER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(usize::MAX - 2);
+/// How often deadlines are checked and idle buffers released.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// How soon to retry accepting after the process ran out of descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// Bytes of body input buffered per read.
+const BODY_READ_CAP: usize = 64 * 1024;
+/// Reads spent discarding input per turn while draining a closing connection.
+const DRAIN_READS: usize = 16;
+
+/// What a connection needs next.
+enum Next {
+    /// Progress was made; step again.
+    Again,
+    /// Wait for readiness or a worker.
+    Wait,
+    Close,
+}
+
+pub struct EventLoop {
+    pub poll: Poll,
+    pub listener: TcpListener,
+    pub pool: Pool,
+    pub app: Arc<App>,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub log: AccessLog,
+    conns: Slab<Conn>,
+    date: DateCache,
+    next_id: u64,
+    last_sweep: Instant,
+    accept_paused: bool,
+}
+
+impl EventLoop {
+    pub fn new(
+        poll: Poll,
+        listener: TcpListener,
+        pool: Pool,
+        app: Arc<App>,
+        limits: Limits,
+        timeouts: Timeouts,
+        log: AccessLog,
+    ) -> EventLoop {
+        EventLoop {
+            poll,
+            listener,
+            pool,
+            app,
+            limits,
+            timeouts,
+            log,
+            conns: Slab::new(),
+            date: DateCache::default(),
+            next_id: 0,
+            last_sweep: Instant::now(),
+            accept_paused: false,
+        }
+    }
+
+    pub fn run(mut self) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.accept_paused {
+                ACCEPT_RETRY
+            } else {
+                SWEEP_EVERY
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(key) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                conn.readable = true;
+                            }
+                            self.drive(key);
+                        }
+                    }
+                }
+            }
+            if self.accept_paused {
+                self.accept();
+            }
+            self.complete();
+            if self.last_sweep.elapsed() >= SWEEP_EVERY {
+                self.sweep();
+            }
+            self.log.flush();
+        }
+    }
+
+    fn accept(&mut self) {
+        self.accept_paused = false;
+        loop {
+            match self.listener.accept() {
+                Ok((mut sock, peer)) => {
+                    let _ = sock.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let token = Token(entry.key());
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut sock, token, interest)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    let deadline = Instant::now() + self.timeouts.idle;
+                    entry.insert(Conn::new(self.next_id, sock, peer, deadline));
+                    self.next_id += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // Out of descriptors or memory: try again shortly rather than spin.
+                    eprintln!("tws: warning: cannot accept a connection: {e}");
+                    self.accept_paused = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Steps a connection's state machine until it must wait.
+    fn drive(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let next = match conn.state {
+                State::Idle | State::Head => self.step_head(key),
+                State::Body(_) => self.step_body(key),
+                State::Busy => Next::Wait,
+                State::Sending => self.step_send(key),
+                State::Draining => self.step_drain(key),
+            };
+            match next {
+                Next::Again => {}
+                Next::Wait => return,
+                Next::Close => {
+                    self.conns.remove(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn step_head(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        if conn.input.is_empty() {
+            if !conn.readable {
+                return if conn.peer_closed {
+                    Next::Close
+                } else {
+                    Next::Wait
+                };
+            }
+            return match conn.read_some(self.limits.max_head_bytes) {
+                Ok(ReadOutcome::Data) => Next::Again,
+                Ok(ReadOutcome::WouldBlock) => Next::Wait,
+                Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
+            };
+        }
+        if let State::Idle = conn.state {
+            conn.state = State::Head;
+            conn.deadline = Instant::now() + self.timeouts.header;
+        }
+        match parse_head(&conn.input, &self.limits) {
+            Ok(Parse::Partial) => {
+                if !conn.readable {
+                    return if conn.peer_closed {
+                        Next::Close
+                    } else {
+                        Next::Wait
+                    };
+                }
+                match conn.read_some(self.limits.max_head_bytes) {
+                    Ok(ReadOutcome::Data) => Next::Again,
+                    Ok(ReadOutcome::WouldBlock) => Next::Wait,
+                    Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
+                }
+            }
+            Err(e) => {
+                self.respond(key, None, Response::error(e, ErrorFormat::Text), false);
+                Next::Again
+            }
+            Ok(Parse::Complete(req, used)) => {
+                conn.input.drain(..used);
+                self.on_head(key, req)
+            }
+        }
+    }
+
+    fn on_head(&mut self, key: usize, req: Box<Request>) -> Next {
+        let routed = match self.app.route(&req) {
+            Dispatch::Answer(response) => {
+                // An unread body would be taken for the next request: close instead.
+                let keep_alive = req.keep_alive && req.framing == Framing::None;
+                self.respond(key, Some(&req), response, keep_alive);
+                return Next::Again;
+            }
+            Dispatch::Run(routed) => routed,
+        };
+        let conn = &mut self.conns[key];
+        let Some(decoder) = BodyDecoder::new(req.framing) else {
+            conn.state = State::Busy;
+            self.pool.run(key, conn.id, req, routed, Vec::new());
+            return Next::Wait;
+        };
+        if let Framing::Length(n) = req.framing
+            && n > self.limits.max_body_bytes
+        {
+            let response = self.app.error_response(&routed, HttpError::PayloadTooLarge);
+            self.respond(key, Some(&req), response, false);
+            return Next::Again;
+        }
+        if req.expect_continue {
+            conn.output.extend_from_slice(CONTINUE);
+        }
+        conn.state = State::Body(Box::new(PendingBody {
+            req,
+            routed,
+            decoder,
+            body: Vec::new(),
+        }));
+        conn.deadline = Instant::now() + self.timeouts.body;
+        Next::Again
+    }
+
+    fn step_body(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        if !conn.flushed() && conn.flush().is_err() {
+            return Next::Close;
+        }
+        let State::Body(mut pending) = std::mem::replace(&mut conn.state, State::Busy) else {
+            unreachable!("step_body runs in the Body state")
+        };
+        if !conn.input.is_empty() {
+            match pending
+                .decoder
+                .decode(&conn.input, &mut pending.body, self.limits.max_body_bytes)
+            {
+                Err(e) => {
+                    let response = self.app.error_response(&pending.routed, e);
+                    self.respond(key, Some(&pending.req), response, false);
+                    return Next::Again;
+                }
+                Ok(progress) => {
+                    conn.input.drain(..progress.consumed);
+                    if progress.done {
+                        let PendingBody {
+                            req, routed, body, ..
+                        } = *pending;
+                        self.pool.run(key, conn.id, req, routed, body);
+                        return Next::Wait;
+                    }
+                }
+            }
+        }
+        conn.state = State::Body(pending);
+        if !conn.readable {
+            return if conn.peer_closed {
+                Next::Close
+            } else {
+                Next::Wait
+            };
+        }
+        match conn.read_some(BODY_READ_CAP) {
+            Ok(ReadOutcome::Data) => Next::Again,
+            Ok(ReadOutcome::WouldBlock) => Next::Wait,
+            Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
+        }
+    }
+
+    fn step_send(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        match conn.flush() {
+            Err(_) => Next::Close,
+            Ok(false) => Next::Wait,
+            Ok(true) if conn.keep_alive && !(conn.peer_closed && conn.input.is_empty()) => {
+                conn.state = State::Idle;
+                conn.deadline = Instant::now() + self.timeouts.idle;
+                Next::Again
+            }
+            Ok(true) if conn.peer_closed => Next::Close,
+            Ok(true) => {
+                // Lingering close: stop writing, but keep reading for a moment so that unread
+                // request bytes do not turn our close into a reset that destroys the response.
+                let _ = conn.sock.shutdown(Shutdown::Write);
+                conn.state = State::Draining;
+                conn.deadline = Instant::now() + self.timeouts.linger;
+                Next::Again
+            }
+        }
+    }
+
+    fn step_drain(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        for _ in 0..DRAIN_READS {
+            if !conn.readable {
+                return Next::Wait;
+            }
+            conn.input.clear();
+            match conn.read_some(BODY_READ_CAP) {
+                Ok(ReadOutcome::Data) => {}
+                Ok(ReadOutcome::WouldBlock) => return Next::Wait,
+                Ok(ReadOutcome::Eof) | Err(_) => return Next::Close,
+            }
+        }
+        Next::Wait
+    }
+
+    /// Serialises a response onto the connection and logs it; the one path every answer takes.
+    fn respond(&mut self, key: usize, req: Option<&Request>, response: Response, keep_alive: bool) {
+        let conn = &mut self.conns[key];
+        let head_only = req.is_some_and(Request::is_head);
+        let ctx = HeadContext {
+            date: self.date.now(),
+            keep_alive,
+            request_version: req.map_or(Version::Http11, |r| r.version),
+        };
+        write_head(&mut conn.output, &response, &ctx);
+        let sent = if head_only { 0 } else { response.body.len() };
+        self.log.record(conn.peer, req, response.status, sent);
+        if !head_only {
+            match response.body {
+                Body::Empty => {}
+                Body::Bytes(bytes) => conn.output.extend_from_slice(&bytes),
+                Body::Static(bytes) => conn.output.extend_from_slice(bytes),
+                Body::File { file, offset, len } => conn.send_file(file, offset, len),
+            }
+        }
+        conn.keep_alive = keep_alive;
+        conn.state = State::Sending;
+    }
+
+    /// Sends the responses workers have finished.
+    fn complete(&mut self) {
+        let finished: Vec<_> = self.pool.finished().collect();
+        for done in finished {
+            let Some(conn) = self.conns.get_mut(done.key) else {
+                continue;
+            };
+            if conn.id != done.conn_id || !matches!(conn.state, State::Busy) {
+                continue;
+            }
+            let keep_alive = done.req.keep_alive;
+            self.respond(done.key, Some(&done.req), done.response, keep_alive);
+            self.drive(done.key);
+        }
+    }
+
+    /// Times out stalled connections and frees the buffers of idle ones.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.last_sweep = now;
+        let mut expired = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            let deadline = match conn.state {
+                State::Busy => continue,
+                State::Sending => conn.last_active + self.timeouts.send,
+                _ => conn.deadline,
+            };
+            if deadline <= now {
+                expired.push(key);
+            } else if matches!(conn.state, State::Idle) && now - conn.last_active >= SWEEP_EVERY {
+                conn.release_buffers();
+            }
+        }
+        for key in expired {
+            let conn = &mut self.conns[key];
+            match conn.state {
+                State::Head | State::Body(_) => {
+                    let response = Response::error(HttpError::RequestTimeout, ErrorFormat::Text);
+                    self.respond(key, None, response, false);
+                    self.drive(key);
+                }
+                _ => {
+                    self.conns.remove(key);
+                }
+            }
+        }
+    }
+}
