@@ -54,21 +54,6 @@ impl HttpError {
     pub fn message(self) -> &'static str {
         self.status_and_message().1
     }
-
-    /// Errors found while reading the request leave the byte stream in an unknown state:
-    /// after answering them the connection must close.
-    pub fn closes_connection(self) -> bool {
-        matches!(
-            self,
-            HttpError::BadRequest(_)
-                | HttpError::RequestTimeout
-                | HttpError::PayloadTooLarge
-                | HttpError::UriTooLong
-                | HttpError::HeaderFieldsTooLarge(_)
-                | HttpError::VersionNotSupported
-                | HttpError::ExpectationFailed
-        )
-    }
 }
 
 /// The reason phrase for each status tws sends.

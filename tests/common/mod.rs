@@ -1,0 +1,251 @@
+//! Test harness: starts the real `tws` binary on 127.0.0.1:0, reads the URL it prints, collects
+//! its log, and speaks raw HTTP/1.1 to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The repository root, where the bundled routes.toml and site/ live.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh scratch folder for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tws-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn tws() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tws"))
+}
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts tws with `args` plus `--port 0` and waits for its URL line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = tws()
+            .args(args)
+            .args(["--port", "0"])
+            .current_dir(repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tws");
+        let stdout = child.stdout.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = channel();
+        let lines = Arc::clone(&log);
+        // Drain stdout for the server's whole life so logging never blocks it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("http://") {
+                    let url = &line[at + 7..];
+                    let _ = tx.send(url[..url.find('/').unwrap_or(url.len())].to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = wait_for_url(&rx, &mut child);
+        Server { child, addr, log }
+    }
+
+    /// The bundled routes.toml with its own data folder.
+    pub fn bundled(data: &Path) -> Server {
+        Server::start(&["--config", "routes.toml", "--data", data.to_str().unwrap()])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.addr, WAIT).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_write_timeout(Some(WAIT)).unwrap();
+        stream
+    }
+
+    /// Sends raw bytes on a new connection and reads every response until the server closes.
+    pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(bytes).unwrap();
+        read_to_close(&mut stream)
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops the server abruptly (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_url(rx: &Receiver<String>, child: &mut Child) -> SocketAddr {
+    match rx.recv_timeout(WAIT) {
+        Ok(addr) => addr.parse().expect("a socket address in the URL line"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("tws did not print its URL within {WAIT:?}");
+        }
+    }
+}
+
+/// Reads until EOF (the server closed) or the read timeout fails the test.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    match stream.read_to_end(&mut out) {
+        Ok(_) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => out,
+        Err(e) => panic!("reading a response: {e} after {} bytes", out.len()),
+    }
+}
+
+/// One parsed response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Splits a byte stream into responses. `heads[i]` says whether the i-th answers a HEAD
+/// (no body despite Content-Length); requests past the list are taken as not HEAD.
+pub fn parse_replies(mut bytes: &[u8], heads: &[bool]) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    while !bytes.is_empty() {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("incomplete head: {:?}", String::from_utf8_lossy(bytes)));
+        let head = std::str::from_utf8(&bytes[..end]).expect("ASCII head");
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        assert!(
+            status_line.starts_with("HTTP/1.1 "),
+            "status line {status_line:?}"
+        );
+        let status: u16 = status_line[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').expect("name: value");
+                (n.to_owned(), v.trim().to_owned())
+            })
+            .collect();
+        bytes = &bytes[end + 4..];
+        let is_head = heads.get(replies.len()).copied().unwrap_or(false);
+        let len = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse::<usize>().unwrap());
+        let body_len = if is_head || status == 100 || status == 204 || status == 304 {
+            0
+        } else {
+            len
+        };
+        assert!(
+            bytes.len() >= body_len,
+            "body shorter than Content-Length {len}"
+        );
+        let body = bytes[..body_len].to_vec();
+        bytes = &bytes[body_len..];
+        if status != 100 {
+            replies.push(Reply {
+                status,
+                headers,
+                body,
+            });
+        }
+    }
+    replies
+}
+
+/// Sends raw bytes on a new connection and reads one response (framed by Content-Length).
+pub fn one(server: &Server, bytes: &[u8]) -> Reply {
+    let mut stream = server.connect();
+    stream.write_all(bytes).unwrap();
+    read_one(&mut stream, bytes.starts_with(b"HEAD "))
+}
+
+/// Reads one response from a connection that may stay open.
+pub fn read_one(stream: &mut TcpStream, head: bool) -> Reply {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            other => panic!("connection ended inside a head ({other:?}): {buf:?}"),
+        }
+    }
+    let head_text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len: usize = head_text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let status = &head_text[9..12];
+    if !head && status != "204" && status != "304" {
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).unwrap();
+        buf.extend_from_slice(&body);
+    }
+    parse_replies(&buf, &[head]).remove(0)
+}
+
+/// A GET with `Connection: close`.
+pub fn get(server: &Server, path: &str) -> Reply {
+    one(
+        server,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// An HTTP client that reports every status instead of failing on 4xx/5xx.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(WAIT))
+        .build()
+        .into()
+}

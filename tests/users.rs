@@ -1,0 +1,153 @@
+//! createUser against the real server: durability across restarts and crashes, concurrency,
+//! and error answers in JSON.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::{Server, client, scratch};
+use serde_json::Value;
+
+fn create(agent: &ureq::Agent, server: &Server, name: &str) -> (u16, Value) {
+    let mut response = agent
+        .post(server.url("/createUser"))
+        .header("Content-Type", "application/json")
+        .send(serde_json::json!({ "Nombre": name }).to_string())
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+    (status, body)
+}
+
+fn users(agent: &ureq::Agent, server: &Server) -> Vec<Value> {
+    let mut response = agent.get(server.url("/users")).call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap()
+}
+
+#[test]
+fn users_survive_a_crash_and_restart() {
+    let data = scratch("users-restart");
+    let server = Server::bundled(&data);
+    let agent = client();
+    let (status, ana) = create(&agent, &server, "Ana");
+    assert_eq!(status, 201);
+    let (_, bo) = create(&agent, &server, "  Bo  ");
+    assert_eq!(bo["Nombre"], "Bo");
+    let mut response = agent
+        .post(server.url("/createUser"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send("Nombre=Mar%C3%ADa+Jos%C3%A9")
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(response.headers().get("location").unwrap(), "/users/3");
+    let maria: Value = serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+    server.kill();
+
+    let server = Server::bundled(&data);
+    assert_eq!(users(&agent, &server), vec![ana, bo, maria.clone()]);
+    let mut one = agent.get(server.url("/users/3")).call().unwrap();
+    let fetched: Value = serde_json::from_slice(&one.body_mut().read_to_vec().unwrap()).unwrap();
+    assert_eq!(fetched, maria);
+    let (_, next) = create(&agent, &server, "Di");
+    assert_eq!(next["id"], 4);
+}
+
+#[test]
+fn concurrent_creates_get_distinct_ids_and_all_survive_a_restart() {
+    const THREADS: usize = 8;
+    const EACH: usize = 200;
+    let data = scratch("users-concurrent");
+    let server = Arc::new(Server::bundled(&data));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let server = Arc::clone(&server);
+            std::thread::spawn(move || {
+                let agent = client();
+                (0..EACH)
+                    .map(|i| {
+                        let (status, user) = create(&agent, &server, &format!("user {t}-{i}"));
+                        assert_eq!(status, 201, "{user}");
+                        user["id"].as_u64().unwrap()
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let ids: Vec<u64> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let distinct: HashSet<u64> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), THREADS * EACH);
+    Arc::into_inner(server).unwrap().kill();
+
+    let server = Server::bundled(&data);
+    let stored = users(&client(), &server);
+    let stored_ids: HashSet<u64> = stored.iter().map(|u| u["id"].as_u64().unwrap()).collect();
+    assert_eq!(stored.len(), THREADS * EACH);
+    assert_eq!(stored_ids, distinct);
+    let lines = std::fs::read_to_string(data.join("users.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), THREADS * EACH);
+    assert!(
+        lines
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok())
+    );
+}
+
+#[test]
+fn a_torn_last_record_is_skipped_at_startup() {
+    let data = scratch("users-torn");
+    std::fs::write(
+        data.join("users.jsonl"),
+        "{\"id\":1,\"Nombre\":\"Ana\",\"created\":\"2026-01-01T00:00:00Z\"}\n{\"id\":2,\"Nomb",
+    )
+    .unwrap();
+    let server = Server::bundled(&data);
+    let agent = client();
+    assert_eq!(users(&agent, &server).len(), 1);
+    let (status, user) = create(&agent, &server, "Bo");
+    assert_eq!((status, user["id"].as_u64()), (201, Some(2)));
+}
+
+#[test]
+fn bad_input_gets_a_json_error_with_the_right_status() {
+    let data = scratch("users-errors");
+    let server = Server::bundled(&data);
+    let agent = client();
+    // (content type, body, status)
+    let cases = [
+        ("application/json", "{\"Nombre\": ", 400),
+        ("application/json", "[1, 2]", 400),
+        ("application/json", "{\"nombre\": \"Ana\"}", 422),
+        ("application/json", "{\"Nombre\": \"   \"}", 422),
+        ("application/json", "{\"Nombre\": \"a\\u0007b\"}", 422),
+        ("application/x-www-form-urlencoded", "Nombre=", 422),
+        ("text/plain", "Nombre=Ana", 415),
+    ];
+    for (content_type, body, status) in cases {
+        let mut response = agent
+            .post(server.url("/createUser"))
+            .header("Content-Type", content_type)
+            .send(body)
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{content_type} {body}");
+        let error: Value =
+            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{error}"
+        );
+    }
+    let long = format!("{{\"Nombre\": \"{}\"}}", "x".repeat(101));
+    let mut response = agent
+        .post(server.url("/createUser"))
+        .header("Content-Type", "application/json")
+        .send(long)
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let _ = response.body_mut().read_to_vec();
+    assert!(users(&agent, &server).is_empty());
+}
