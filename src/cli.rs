@@ -52,7 +52,7 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
-    /// Access log on stdout: one line per response, or none
+    /// Access log on stdout: one line per response (Combined Log Format or JSON), or none
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Combined)]
     pub log_format: LogFormat,
 
@@ -66,6 +66,8 @@ pub struct Cli {
 pub enum LogFormat {
     /// Combined Log Format, as Apache and nginx write it
     Combined,
+    /// One JSON object per line
+    Json,
     /// No access log
     Off,
 }

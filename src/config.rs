@@ -1,15 +1,19 @@
 //! routes.toml → a validated, typed configuration. Every key, path and file is checked once, at
 //! load; anything wrong is reported as one line naming the file, the line and the key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::http::request::MAX_HEADERS_CEILING;
+use crate::http::response::TEXT_HTML;
 use crate::http::{Limits, Method, Methods};
+use crate::path::{Exposure, Symlinks};
 use crate::routes::{Action, DirSpec, FileSpec, Route, Target};
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -38,7 +42,14 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub server: Server,
     pub routes: Vec<Route>,
+    /// Content types by file extension (lower case, no dot), overriding the built-in table.
+    pub types: HashMap<String, String>,
+    /// Custom error pages (HTML) by status.
+    pub error_pages: HashMap<u16, Arc<[u8]>>,
 }
+
+/// Largest custom error page accepted, in bytes.
+pub const MAX_ERROR_PAGE_BYTES: u64 = 1024 * 1024;
 
 /// Values given on the command line; each one overrides the routes file.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +68,10 @@ struct RawFile {
     server: RawServer,
     #[serde(default)]
     route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    types: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    errors: BTreeMap<Spanned<String>, PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +108,9 @@ struct RawRoute {
     content_type: Option<String>,
     index: Option<String>,
     listing: Option<bool>,
+    dotfiles: Option<bool>,
+    symlinks: Option<String>,
+    cache_control: Option<String>,
 }
 
 impl Config {
@@ -130,10 +148,14 @@ impl Config {
             }
             routes.push(Route { line, ..route });
         }
+        let types = content_types(raw.types, &at)?;
+        let error_pages = error_pages(raw.errors, &server.root, &at)?;
         Ok(Config {
             source: Some(source.to_path_buf()),
             server,
             routes,
+            types,
+            error_pages,
         })
     }
 
@@ -152,6 +174,7 @@ impl Config {
                 folder,
                 index: DEFAULT_INDEX.to_owned(),
                 listing: true,
+                ..DirSpec::default()
             }),
             line: 0,
         };
@@ -159,6 +182,8 @@ impl Config {
             source: None,
             server,
             routes: vec![route],
+            types: HashMap::new(),
+            error_pages: HashMap::new(),
         })
     }
 
@@ -193,7 +218,7 @@ impl Locator<'_> {
         format!("{}:{col}", self.line(offset))
     }
 
-    fn key_error(&self, span: std::ops::Range<usize>, message: String) -> anyhow::Error {
+    fn key_error(&self, span: Range<usize>, message: String) -> anyhow::Error {
         anyhow!(
             "{}:{}: {message}",
             self.file.display(),
@@ -308,30 +333,65 @@ fn validate_route(raw: RawRoute, root: &Path) -> Result<Route> {
             )));
         }
     };
-    let misplaced = [
-        ("download", raw.download.is_some(), "file"),
-        ("content_type", raw.content_type.is_some(), "file"),
-        ("index", raw.index.is_some(), "dir"),
-        ("listing", raw.listing.is_some(), "dir"),
+    let misplaced: [(&str, bool, &[&str]); 7] = [
+        ("download", raw.download.is_some(), &["file"]),
+        ("content_type", raw.content_type.is_some(), &["file"]),
+        ("index", raw.index.is_some(), &["dir"]),
+        ("listing", raw.listing.is_some(), &["dir"]),
+        ("dotfiles", raw.dotfiles.is_some(), &["dir"]),
+        ("symlinks", raw.symlinks.is_some(), &["dir"]),
+        (
+            "cache_control",
+            raw.cache_control.is_some(),
+            &["file", "page", "dir"],
+        ),
     ];
-    for (key, present, owner) in misplaced {
-        if present && kind != owner {
-            return Err(fail(format!("key `{key}` only applies to {owner} routes")));
+    for (key, present, owners) in misplaced {
+        if present && !owners.contains(&kind) {
+            return Err(fail(format!(
+                "key `{key}` only applies to {} routes",
+                owners.join(", ")
+            )));
         }
     }
+    if let Some(value) = &raw.cache_control {
+        check_header_value(value).map_err(|m| fail(format!("`cache_control` {m}")))?;
+    }
+    if let Some(value) = &raw.content_type {
+        check_media_type(value).map_err(|m| fail(format!("`content_type` {m}")))?;
+    }
+    let symlinks = match raw.symlinks.as_deref() {
+        None => Symlinks::default(),
+        Some(name) => Symlinks::from_name(name).ok_or_else(|| {
+            fail(format!(
+                "`symlinks` must be one of {}",
+                Symlinks::NAMES.join(", ")
+            ))
+        })?,
+    };
     let has_param = raw.path.ends_with('}');
     let target = match kind {
-        "file" => Target::File(file_spec(
-            root,
-            raw.file.as_deref(),
-            raw.content_type,
-            raw.download,
-        )?),
-        "page" => Target::Page(file_spec(root, raw.page.as_deref(), None, None)?),
+        "file" => {
+            let spec = file_spec(root, raw.file.as_deref(), raw.cache_control)?;
+            Target::File(FileSpec {
+                content_type: raw.content_type,
+                download: raw.download.unwrap_or(false).then(|| spec.name.clone()),
+                ..spec
+            })
+        }
+        "page" => Target::Page(FileSpec {
+            content_type: Some(TEXT_HTML.to_owned()),
+            ..file_spec(root, raw.page.as_deref(), raw.cache_control)?
+        }),
         "dir" => Target::Dir(DirSpec {
             folder: canonical_dir(&root.join(raw.dir.unwrap_or_default()))?,
             index: raw.index.unwrap_or_else(|| DEFAULT_INDEX.to_owned()),
             listing: raw.listing.unwrap_or(false),
+            exposure: Exposure {
+                dotfiles: raw.dotfiles.unwrap_or(false),
+                symlinks,
+            },
+            cache_control: raw.cache_control,
         }),
         _ => {
             let name = raw.action.unwrap_or_default();
@@ -410,29 +470,114 @@ fn check_route_path(path: &str) -> Result<(), &'static str> {
     }
 }
 
-fn file_spec(
-    root: &Path,
-    rel: Option<&Path>,
-    content_type: Option<String>,
-    download: Option<bool>,
-) -> Result<FileSpec> {
+fn file_spec(root: &Path, rel: Option<&Path>, cache_control: Option<String>) -> Result<FileSpec> {
     let file = root.join(rel.unwrap_or(Path::new("")));
     let meta = std::fs::metadata(&file)
         .map_err(|e| anyhow!("cannot use {}: {}", file.display(), crate::io_reason(&e)))?;
     if !meta.is_file() {
         bail!("{} is not a regular file", file.display());
     }
-    let download = if download.unwrap_or(false) {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-        Some(name.unwrap_or_else(|| "download".to_owned()))
-    } else {
-        None
-    };
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("{} has no UTF-8 file name", file.display()))?
+        .to_owned();
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     Ok(FileSpec {
+        folder: canonical_dir(parent)?,
+        name,
         file,
-        content_type,
-        download,
+        content_type: None,
+        download: None,
+        cache_control,
     })
+}
+
+/// `[types]`: `ext = "type/subtype"`.
+fn content_types(
+    raw: BTreeMap<Spanned<String>, String>,
+    at: &Locator<'_>,
+) -> Result<HashMap<String, String>> {
+    let mut types = HashMap::new();
+    for (ext, value) in raw {
+        let key = ext.get_ref();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(at.key_error(
+                ext.span(),
+                format!("[types] key \"{key}\" must be a file extension without the dot"),
+            ));
+        }
+        check_media_type(&value)
+            .map_err(|m| at.key_error(ext.span(), format!("[types] {key}: {m}")))?;
+        types.insert(key.to_ascii_lowercase(), value);
+    }
+    Ok(types)
+}
+
+/// `[errors]`: `404 = "errors/404.html"`, read once at load.
+fn error_pages(
+    raw: BTreeMap<Spanned<String>, PathBuf>,
+    root: &Path,
+    at: &Locator<'_>,
+) -> Result<HashMap<u16, Arc<[u8]>>> {
+    let mut pages = HashMap::new();
+    for (status, rel) in raw {
+        let code = status
+            .get_ref()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (400..600).contains(c))
+            .ok_or_else(|| {
+                at.key_error(
+                    status.span(),
+                    format!(
+                        "[errors] key \"{}\" must be a status from 400 to 599",
+                        status.get_ref()
+                    ),
+                )
+            })?;
+        let path = root.join(&rel);
+        let fail = |why: String| {
+            at.key_error(
+                status.span(),
+                format!("[errors] {code}: cannot use {}: {why}", path.display()),
+            )
+        };
+        let meta = std::fs::metadata(&path).map_err(|e| fail(crate::io_reason(&e)))?;
+        if !meta.is_file() || meta.len() > MAX_ERROR_PAGE_BYTES {
+            return Err(fail(format!(
+                "not a regular file of at most {MAX_ERROR_PAGE_BYTES} bytes"
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| fail(crate::io_reason(&e)))?;
+        pages.insert(code, Arc::from(bytes));
+    }
+    Ok(pages)
+}
+
+/// A value that can be sent as a header field value as it is.
+fn check_header_value(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() || value.chars().any(|c| c.is_control() || !c.is_ascii()) {
+        return Err("must be non-empty printable ASCII");
+    }
+    Ok(())
+}
+
+/// `type/subtype` with optional parameters.
+fn check_media_type(value: &str) -> Result<(), &'static str> {
+    check_header_value(value)?;
+    let essence = value.split(';').next().unwrap_or("").trim();
+    match essence.split_once('/') {
+        Some((t, s)) if !t.is_empty() && !s.is_empty() && !s.contains('/') => Ok(()),
+        _ => Err("must be a media type such as \"text/plain; charset=utf-8\""),
+    }
 }
 
 fn canonical_dir(folder: &Path) -> Result<PathBuf> {

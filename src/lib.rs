@@ -22,7 +22,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use actions::{JsonlStore, SyncMode, UserStore};
-use cli::{Cli, LogFormat};
+use cli::Cli;
 use config::Config;
 use handlers::App;
 use server::Server;
@@ -50,8 +50,8 @@ pub fn run(cli: &Cli) -> Result<()> {
     } else {
         None
     };
-    let app = App::new(config.routes.clone(), users);
-    let server = Server::bind(&config.server, app, cli.log_format != LogFormat::Off)?;
+    let app = App::from_config(&config, users);
+    let server = Server::bind(&config.server, app, cli.log_format)?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

@@ -1,26 +1,32 @@
-//! The access log: one line per response on stdout, in Combined Log Format. Client-controlled
-//! fields are escaped so that a request cannot forge or break log lines.
+//! The access log: one line per response on stdout, in Combined Log Format or as JSON.
+//! Client-controlled fields are escaped so that a request cannot forge or break log lines.
 
 use std::io::{BufWriter, Stdout, Write};
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::cli::LogFormat;
 use crate::http::Request;
 use crate::time::Civil;
 
 /// Buffered log lines, flushed by the event loop once per turn.
 pub struct AccessLog {
+    format: LogFormat,
     out: Option<BufWriter<Stdout>>,
     clock_secs: u64,
-    clock: String,
+    clock: Civil,
+    clock_text: String,
 }
 
 impl AccessLog {
-    pub fn new(enabled: bool) -> AccessLog {
+    pub fn new(format: LogFormat) -> AccessLog {
+        let enabled = format != LogFormat::Off;
         AccessLog {
+            format,
             out: enabled.then(|| BufWriter::with_capacity(64 * 1024, std::io::stdout())),
             clock_secs: u64::MAX,
-            clock: String::new(),
+            clock: Civil::from_unix(0),
+            clock_text: String::new(),
         }
     }
 
@@ -33,9 +39,16 @@ impl AccessLog {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if secs != self.clock_secs {
             self.clock_secs = secs;
-            self.clock = Civil::from_system(now).clf();
+            self.clock = Civil::from_system(now);
+            self.clock_text = match self.format {
+                LogFormat::Json => self.clock.rfc3339(),
+                _ => self.clock.clf(),
+            };
         }
-        let line = format_line(peer, &self.clock, req, status, bytes);
+        let line = match self.format {
+            LogFormat::Json => json_line(peer, &self.clock_text, req, status, bytes),
+            _ => format_line(peer, &self.clock_text, req, status, bytes),
+        };
         if let Some(out) = &mut self.out {
             // A closed stdout must not take the server down; the line is dropped.
             let _ = out.write_all(line.as_bytes());
@@ -77,6 +90,35 @@ pub fn format_line(
     line
 }
 
+/// One JSON object: serde_json escapes quotes and control characters; invalid UTF-8 is
+/// replaced by U+FFFD.
+pub fn json_line(
+    peer: SocketAddr,
+    time: &str,
+    req: Option<&Request>,
+    status: u16,
+    bytes: u64,
+) -> String {
+    let text = |name| {
+        req.and_then(|r| r.header(name))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let value = serde_json::json!({
+        "time": time,
+        "remote": peer.ip().to_string(),
+        "method": req.map(|r| r.method.as_str()),
+        "target": req.map(|r| r.target()),
+        "version": req.map(|r| r.version.as_str()),
+        "status": status,
+        "bytes": bytes,
+        "referer": text("referer"),
+        "user_agent": text("user-agent"),
+    });
+    let mut line = value.to_string();
+    line.push('\n');
+    line
+}
+
 /// Copies printable ASCII; writes `"`, `\`, control and non-ASCII bytes as `\xHH`.
 fn escape_into(line: &mut String, bytes: &[u8]) {
     for &b in bytes {
@@ -111,5 +153,11 @@ mod tests {
         );
         let line = format_line(peer, "t", None, 400, 10);
         assert_eq!(line, "192.0.2.1 - - [t] \"-\" 400 10 \"-\" \"-\"\n");
+        let line = json_line(peer, "t", Some(&req), 200, 512);
+        assert_eq!(line.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["user_agent"], "a\"b\\cé");
+        assert_eq!(v["target"], "/p?q=%0A");
+        assert_eq!(v["status"], 200);
     }
 }

@@ -45,13 +45,17 @@ Each route has a \fBpath\fR and exactly one of \fBfile\fR, \fBpage\fR, \fBdir\fR
 \fBfile\fR = "rel/path"
 One file of any type, typed from its extension.
 \fBcontent_type\fR = "..." overrides the type; \fBdownload\fR = true adds Content-Disposition: attachment.
+Precompressed variants \fIname\fB.br\fR and \fIname\fB.gz\fR beside the file are served to clients that accept them.
 .TP
 \fBpage\fR = "rel/page.html"
 An HTML page, served as text/html; charset=utf-8.
 .TP
 \fBdir\fR = "rel/folder"
 A folder mounted under \fBpath\fR.
-\fBindex\fR = "index.html" names the file served for a folder; \fBlisting\fR = true lists folders without one.
+\fBindex\fR = "index.html" names the file served for a folder; \fBlisting\fR = true lists folders without one
+(HTML, or JSON for Accept: application/json).
+\fBdotfiles\fR = true serves names starting with a dot (hidden by default);
+\fBsymlinks\fR = "inside" (default) | "never" | "follow" says which symlinks are followed.
 A folder requested without its trailing slash is redirected (301) to the slash form.
 .TP
 \fBaction\fR = "create_user" | "list_users" | "get_user"
@@ -60,9 +64,17 @@ create_user answers POST with a JSON or form body holding \fBNombre\fR;
 list_users answers GET with every user;
 get_user answers GET on a path ending in \fB{id}\fR, such as "/users/{id}".
 .TP
+\fBcache_control\fR = "public, max-age=3600"
+Cache-Control sent with the files of a file, page or dir route.
+.TP
 \fBmethods\fR = ["GET"]
 Narrows the methods a route answers; GET implies HEAD.
 OPTIONS is always answered.
+.SS "[types]"
+Content types by file extension, overriding the built-in table: \fBmd\fR = "text/markdown; charset=utf-8".
+.SS "[errors]"
+Custom HTML pages by status, relative to \fBroot\fR: \fB404\fR = "errors/404.html".
+Actions keep their JSON errors.
 .SH "EXAMPLE"
 .nf
 [server]

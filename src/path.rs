@@ -84,27 +84,64 @@ fn decode_segment(raw: &str) -> Result<String, HttpError> {
     }
 }
 
+/// Which symlinks inside a served folder are followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Symlinks {
+    /// Followed while their target stays inside the folder (the default).
+    #[default]
+    Inside,
+    /// Never followed: any symlink on the way is reported as not found.
+    Never,
+    /// Followed wherever they lead (the operator vouches for every link in the folder).
+    Follow,
+}
+
+impl Symlinks {
+    pub const NAMES: [&'static str; 3] = ["inside", "never", "follow"];
+
+    pub fn from_name(name: &str) -> Option<Symlinks> {
+        match name {
+            "inside" => Some(Symlinks::Inside),
+            "never" => Some(Symlinks::Never),
+            "follow" => Some(Symlinks::Follow),
+            _ => None,
+        }
+    }
+}
+
 /// How a folder is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Exposure {
     /// Serve names starting with `.`; hidden (404) by default.
     pub dotfiles: bool,
+    pub symlinks: Symlinks,
 }
 
 /// Resolves `rest`, a normalised relative path (`a/b.txt`, no leading slash), inside `folder`,
-/// which must be canonical. Hidden names and anything that resolves outside the folder through
-/// a symlink are reported as not found, so their existence is not revealed.
+/// which must be canonical. Hidden names, and symlinks the policy refuses, are reported as not
+/// found, so their existence is not revealed.
 pub fn resolve_in(folder: &Path, rest: &str, exposure: Exposure) -> Result<PathBuf, HttpError> {
     let mut candidate = folder.to_path_buf();
     for segment in rest.split('/').filter(|s| !s.is_empty()) {
         if segment.starts_with('.') && !exposure.dotfiles {
             return Err(HttpError::NotFound);
         }
-        debug_assert!(segment != ".." && !segment.contains('\\'));
+        // Callers pass normalised URL paths or names read from a folder; refuse anything a
+        // request could not have named, whatever its source.
+        if segment == ".." || segment.contains('\\') {
+            return Err(HttpError::NotFound);
+        }
         candidate.push(segment);
     }
     let real = candidate.canonicalize().map_err(|_| HttpError::NotFound)?;
-    if real.starts_with(folder) {
+    let allowed = match exposure.symlinks {
+        Symlinks::Inside => real.starts_with(folder),
+        // The candidate is built from a canonical folder and plain names, so it equals its
+        // canonical form exactly when no symlink was crossed.
+        Symlinks::Never => real == candidate,
+        Symlinks::Follow => true,
+    };
+    if allowed {
         Ok(real)
     } else {
         Err(HttpError::NotFound)
@@ -172,7 +209,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("secret.txt"), site.join("out.txt")).unwrap();
         std::os::unix::fs::symlink(site.join("sub/b.txt"), site.join("in.txt")).unwrap();
         std::os::unix::fs::symlink(&dir, site.join("up")).unwrap();
-        let hidden = Exposure { dotfiles: false };
+        let hidden = Exposure::default();
         let cases: &[(&str, Result<&str, u16>)] = &[
             ("a.txt", Ok("a.txt")),
             ("sub/b.txt", Ok("sub/b.txt")),
@@ -190,8 +227,25 @@ mod tests {
             let want = want.map(|w| site.join(w).components().collect::<PathBuf>());
             assert_eq!(got, want, "rest {rest:?}");
         }
-        let shown = resolve_in(&site, ".env", Exposure { dotfiles: true });
-        assert_eq!(shown, Ok(site.join(".env")));
+        let shown = Exposure {
+            dotfiles: true,
+            ..Exposure::default()
+        };
+        assert_eq!(resolve_in(&site, ".env", shown), Ok(site.join(".env")));
+        let never = Exposure {
+            symlinks: Symlinks::Never,
+            ..Exposure::default()
+        };
+        assert_eq!(resolve_in(&site, "in.txt", never), Err(HttpError::NotFound));
+        assert_eq!(resolve_in(&site, "a.txt", never), Ok(site.join("a.txt")));
+        let follow = Exposure {
+            symlinks: Symlinks::Follow,
+            ..Exposure::default()
+        };
+        assert_eq!(
+            resolve_in(&site, "out.txt", follow),
+            Ok(dir.join("secret.txt").canonicalize().unwrap())
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -115,11 +115,7 @@ mod tests {
     }
 
     fn file() -> Target {
-        Target::Page(FileSpec {
-            file: "x".into(),
-            content_type: None,
-            download: None,
-        })
+        Target::Page(FileSpec::default())
     }
 
     fn dir() -> Target {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::http::{Method, Methods};
+use crate::path::Exposure;
 
 /// One `[[route]]` of routes.toml after validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,13 +29,19 @@ pub enum Target {
 }
 
 /// A single file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FileSpec {
+    /// The path as configured (for messages).
     pub file: PathBuf,
+    /// The canonical folder holding it, and its name there; precompressed variants
+    /// (`name.br`, `name.gz`) are looked up beside it.
+    pub folder: PathBuf,
+    pub name: String,
     /// Overrides the type guessed from the extension.
     pub content_type: Option<String>,
     /// When set, the file is sent as an attachment with this file name.
     pub download: Option<String>,
+    pub cache_control: Option<String>,
 }
 
 /// A folder mounted under the route's path.
@@ -46,6 +53,9 @@ pub struct DirSpec {
     pub index: String,
     /// List a folder's contents when it has no index file.
     pub listing: bool,
+    /// Dotfiles and symlinks.
+    pub exposure: Exposure,
+    pub cache_control: Option<String>,
 }
 
 /// The built-in actions.

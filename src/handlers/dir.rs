@@ -1,34 +1,41 @@
 //! Folder routes: a path inside a mounted folder becomes a file, its index, a listing, or a
 //! redirect to the slash form of a folder.
 
-use super::{file, listing};
-use crate::http::HttpError;
+use super::file::{self, ContentTypes, FileOptions};
+use super::listing;
 use crate::http::response::Response;
-use crate::path::{Exposure, resolve_in};
+use crate::http::{HttpError, Request};
+use crate::path::resolve_in;
 use crate::routes::DirSpec;
-
-const EXPOSURE: Exposure = Exposure { dotfiles: false };
 
 /// Serves `rest` (the normalised path below the mount point) from `spec.folder`.
 /// `path` is the whole normalised request path, used for redirects and listing titles.
-pub fn serve(spec: &DirSpec, path: &str, rest: &str) -> Result<Response, HttpError> {
-    let target = resolve_in(&spec.folder, rest, EXPOSURE)?;
-    let meta = std::fs::metadata(&target).map_err(|_| HttpError::NotFound)?;
-    if !meta.is_dir() {
-        return file::serve(&target, file::guess_type(&target), None);
+pub fn serve(
+    req: &Request,
+    spec: &DirSpec,
+    path: &str,
+    rest: &str,
+    types: &ContentTypes,
+) -> Result<Response, HttpError> {
+    let target = resolve_in(&spec.folder, rest, spec.exposure)?;
+    let options = FileOptions {
+        cache_control: spec.cache_control.as_deref(),
+        ..FileOptions::default()
+    };
+    if !target.is_dir() {
+        return file::serve(req, &spec.folder, rest, spec.exposure, types, options);
     }
     if !path.ends_with('/') {
         let mut location = listing::encode_path(path);
         location.push('/');
         return Ok(Response::empty(301).header("Location", location));
     }
-    let index_rest = format!("{rest}{}", spec.index);
-    match resolve_in(&spec.folder, &index_rest, EXPOSURE) {
-        Ok(index) if index.is_file() => return file::serve(&index, file::guess_type(&index), None),
-        _ => {}
+    let index = format!("{rest}{}", spec.index);
+    if resolve_in(&spec.folder, &index, spec.exposure).is_ok_and(|p| p.is_file()) {
+        return file::serve(req, &spec.folder, &index, spec.exposure, types, options);
     }
     if spec.listing {
-        listing::render(&target, path, EXPOSURE)
+        listing::render(req, &target, path, spec.exposure)
     } else {
         Err(HttpError::NotFound)
     }

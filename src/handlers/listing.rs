@@ -5,9 +5,9 @@ use std::path::Path;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::http::HttpError;
 use crate::http::response::{Body, Response, TEXT_HTML};
-use crate::path::Exposure;
+use crate::http::{HttpError, Request};
+use crate::path::{Exposure, resolve_in};
 use crate::time::Civil;
 
 /// Characters kept as they are in one path segment: RFC 3986 unreserved ones.
@@ -49,8 +49,42 @@ struct Entry {
     modified: Option<std::time::SystemTime>,
 }
 
-/// Renders the listing of `folder`, reached at URL `path` (which ends in '/').
-pub fn render(folder: &Path, path: &str, exposure: Exposure) -> Result<Response, HttpError> {
+/// Renders the listing of `folder`, reached at URL `path` (which ends in '/'): HTML, or JSON
+/// when the client asks for `application/json` and not for HTML.
+pub fn render(
+    req: &Request,
+    folder: &Path,
+    path: &str,
+    exposure: Exposure,
+) -> Result<Response, HttpError> {
+    let entries = read_entries(folder, exposure)?;
+    let accept = req.header_str("accept").unwrap_or("");
+    let json = accept.contains("application/json") && !accept.contains("text/html");
+    let response = if json {
+        let items: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name,
+                    "type": if e.is_dir { "dir" } else { "file" },
+                    "size": e.size,
+                    "modified": e.modified.map(|t| Civil::from_system(t).rfc3339()),
+                })
+            })
+            .collect();
+        Response::json(200, &items)
+    } else {
+        Response::new(
+            200,
+            TEXT_HTML,
+            Body::Bytes(html(&entries, path).into_bytes()),
+        )
+    };
+    Ok(response.header("Vary", "Accept"))
+}
+
+/// The visible entries of a folder: folders first, then by name.
+fn read_entries(folder: &Path, exposure: Exposure) -> Result<Vec<Entry>, HttpError> {
     let reader = std::fs::read_dir(folder).map_err(|_| HttpError::NotFound)?;
     let mut entries: Vec<Entry> = reader
         .filter_map(Result::ok)
@@ -59,8 +93,9 @@ pub fn render(folder: &Path, path: &str, exposure: Exposure) -> Result<Response,
             if name.starts_with('.') && !exposure.dotfiles {
                 return None;
             }
-            // Follow symlinks for size and type; a dangling one is left out.
-            let meta = std::fs::metadata(e.path()).ok()?;
+            // Only what a request could reach: the same containment rules as serving.
+            let real = resolve_in(folder, &name, exposure).ok()?;
+            let meta = std::fs::metadata(real).ok()?;
             Some(Entry {
                 name,
                 is_dir: meta.is_dir(),
@@ -70,7 +105,10 @@ pub fn render(folder: &Path, path: &str, exposure: Exposure) -> Result<Response,
         })
         .collect();
     entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+    Ok(entries)
+}
 
+fn html(entries: &[Entry], path: &str) -> String {
     let title = html_escape(path);
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -83,7 +121,7 @@ pub fn render(folder: &Path, path: &str, exposure: Exposure) -> Result<Response,
     if path != "/" {
         html.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
     }
-    for entry in &entries {
+    for entry in entries {
         let slash = if entry.is_dir { "/" } else { "" };
         let href = utf8_percent_encode(&entry.name, COMPONENT);
         let size = if entry.is_dir {
@@ -101,11 +139,7 @@ pub fn render(folder: &Path, path: &str, exposure: Exposure) -> Result<Response,
         ));
     }
     html.push_str("</table>\n</body>\n</html>\n");
-    Ok(Response::new(
-        200,
-        TEXT_HTML,
-        Body::Bytes(html.into_bytes()),
-    ))
+    html
 }
 
 #[cfg(test)]

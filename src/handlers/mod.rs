@@ -5,19 +5,24 @@ pub mod dir;
 pub mod file;
 pub mod listing;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::actions::{self, UserStore};
-use crate::http::response::{ErrorFormat, Response};
+use crate::config::Config;
+use crate::http::response::{Body, ErrorFormat, Response, TEXT_HTML};
 use crate::http::{HttpError, Method, Methods, Request};
-use crate::path;
+use crate::path::{self, Exposure, Symlinks};
 use crate::router::{Found, Router};
 use crate::routes::{Route, Target};
+use file::{ContentTypes, FileOptions};
 
-/// The route table and the state actions need.
+/// The route table and the state handlers need.
 pub struct App {
     router: Router,
     users: Option<Arc<dyn UserStore>>,
+    types: ContentTypes,
+    error_pages: HashMap<u16, Arc<[u8]>>,
 }
 
 /// What to do with a request whose head has been read.
@@ -44,6 +49,17 @@ impl App {
         App {
             router: Router::new(routes),
             users,
+            types: ContentTypes::default(),
+            error_pages: HashMap::new(),
+        }
+    }
+
+    /// The application for a validated configuration.
+    pub fn from_config(config: &Config, users: Option<Arc<dyn UserStore>>) -> App {
+        App {
+            types: ContentTypes::new(config.types.clone()),
+            error_pages: config.error_pages.clone(),
+            ..App::new(config.routes.clone(), users)
         }
     }
 
@@ -61,12 +77,10 @@ impl App {
         }
         let path = match path::normalize(req.path()) {
             Ok(path) => path,
-            Err(e) => return Dispatch::Answer(Response::error(e, ErrorFormat::Text)),
+            Err(e) => return Dispatch::Answer(self.error(e, ErrorFormat::Text)),
         };
         match self.router.find(&path) {
-            Found::NotFound => {
-                Dispatch::Answer(Response::error(HttpError::NotFound, ErrorFormat::Text))
-            }
+            Found::NotFound => Dispatch::Answer(self.error(HttpError::NotFound, ErrorFormat::Text)),
             Found::AddSlash(_) => {
                 let mut location = listing::encode_path(&path);
                 location.push('/');
@@ -84,7 +98,7 @@ impl App {
                 }
                 if !route.methods.contains(req.method) {
                     let err = HttpError::MethodNotAllowed(route.methods);
-                    return Dispatch::Answer(Response::error(err, format));
+                    return Dispatch::Answer(self.error(err, format));
                 }
                 let rest = rest.to_owned();
                 Dispatch::Run(Routed { index, path, rest })
@@ -96,19 +110,49 @@ impl App {
     pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8]) -> Response {
         let route = self.router.route(routed.index);
         let result = match &route.target {
-            Target::File(spec) => file::serve_spec(spec),
-            Target::Page(spec) => file::serve(&spec.file, file::page_type(), None),
-            Target::Dir(spec) => dir::serve(spec, &routed.path, &routed.rest),
+            Target::File(spec) | Target::Page(spec) => {
+                let options = FileOptions {
+                    content_type: spec.content_type.as_deref(),
+                    download: spec.download.as_deref(),
+                    cache_control: spec.cache_control.as_deref(),
+                };
+                let exposure = Exposure {
+                    dotfiles: true,
+                    symlinks: Symlinks::Follow,
+                };
+                file::serve(
+                    req,
+                    &spec.folder,
+                    &spec.name,
+                    exposure,
+                    &self.types,
+                    options,
+                )
+            }
+            Target::Dir(spec) => dir::serve(req, spec, &routed.path, &routed.rest, &self.types),
             Target::Action(action) => {
                 actions::run(*action, self.users.as_deref(), req, &routed.rest, body)
             }
         };
-        result.unwrap_or_else(|e| Response::error(e, error_format(route)))
+        result.unwrap_or_else(|e| self.error(e, error_format(route)))
     }
 
     /// The answer to an error on a routed request, in the route's error format.
     pub fn error_response(&self, routed: &Routed, err: HttpError) -> Response {
-        Response::error(err, error_format(self.router.route(routed.index)))
+        self.error(err, error_format(self.router.route(routed.index)))
+    }
+
+    /// The answer to an error: JSON for actions; otherwise the custom page for its status
+    /// when `[errors]` names one, or a one-line text body.
+    pub fn error(&self, err: HttpError, format: ErrorFormat) -> Response {
+        let mut response = Response::error(err, format);
+        if format == ErrorFormat::Text
+            && let Some(page) = self.error_pages.get(&response.status)
+        {
+            response.content_type = TEXT_HTML.into();
+            response.body = Body::Shared(Arc::clone(page));
+        }
+        response
     }
 }
 
@@ -121,5 +165,5 @@ fn error_format(route: &Route) -> ErrorFormat {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
+#[path = "tests/mod.rs"]
 mod tests;

@@ -1,8 +1,11 @@
 //! HTTP/1.1 message handling: methods, the request-head parser, body framing, responses and errors.
 
 pub mod body;
+pub mod conditional;
 pub mod date;
+pub mod encoding;
 pub mod error;
+pub mod range;
 pub mod request;
 pub mod response;
 

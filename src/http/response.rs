@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
+use std::sync::Arc;
 
 use super::error::reason_phrase;
 use super::{HttpError, Version};
@@ -20,12 +21,27 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     Static(&'static [u8]),
+    Shared(Arc<[u8]>),
     /// A byte range of an open file, streamed by the connection without reading it into memory.
     File {
         file: File,
         offset: u64,
         len: u64,
     },
+    /// `multipart/byteranges`: each part's header block then its range of the file, then `tail`.
+    Multipart {
+        file: File,
+        parts: Vec<Part>,
+        tail: Vec<u8>,
+    },
+}
+
+/// One part of a multipart/byteranges body.
+#[derive(Debug)]
+pub struct Part {
+    pub head: Vec<u8>,
+    pub offset: u64,
+    pub len: u64,
 }
 
 impl Body {
@@ -34,7 +50,12 @@ impl Body {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
             Body::Static(b) => b.len() as u64,
+            Body::Shared(b) => b.len() as u64,
             Body::File { len, .. } => *len,
+            Body::Multipart { parts, tail, .. } => {
+                let parts: u64 = parts.iter().map(|p| p.head.len() as u64 + p.len).sum();
+                parts + tail.len() as u64
+            }
         }
     }
 
@@ -102,8 +123,16 @@ impl Response {
                 Response::new(status, TEXT_PLAIN, Body::Bytes(body.into_bytes()))
             }
         };
-        if let HttpError::MethodNotAllowed(allowed) = err {
-            response.headers.push(("Allow", allowed.allow_header()));
+        match err {
+            HttpError::MethodNotAllowed(allowed) => {
+                response.headers.push(("Allow", allowed.allow_header()));
+            }
+            HttpError::RangeNotSatisfiable(len) => {
+                response
+                    .headers
+                    .push(("Content-Range", format!("bytes */{len}")));
+            }
+            _ => {}
         }
         response
     }
@@ -130,7 +159,7 @@ pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>)
     if !matches!(status, 100..=199 | 204 | 304) {
         let _ = write!(
             out,
-            "Content-Length: {}\r\nContent-Type: {}\r\n",
+            "Content-Length: {}\r\nContent-Type: {}\r\nX-Content-Type-Options: nosniff\r\n",
             response.body.len(),
             response.content_type
         );
@@ -169,7 +198,8 @@ mod tests {
             head(&response, true, Version::Http11),
             format!(
                 "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: {SERVER}\r\n\
-                 Content-Length: 9\r\nContent-Type: text/html; charset=utf-8\r\nX-A: b\r\n\r\n"
+                 Content-Length: 9\r\nContent-Type: text/html; charset=utf-8\r\n\
+                 X-Content-Type-Options: nosniff\r\nX-A: b\r\n\r\n"
             )
         );
     }

@@ -1,17 +1,19 @@
 //! One client connection: its socket, buffers and state, and the non-blocking reads and writes
 //! (sendfile for file bodies) the event loop drives.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
 use crate::handlers::Routed;
-use crate::http::Request;
 use crate::http::body::BodyDecoder;
+use crate::http::{Body, Request};
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -42,11 +44,17 @@ pub struct PendingBody {
     pub body: Vec<u8>,
 }
 
-/// A file body still to be sent.
-struct FileOut {
-    file: File,
-    offset: u64,
-    remaining: u64,
+/// Part of a response still to be sent after `output`.
+enum Segment {
+    Bytes {
+        data: Vec<u8>,
+        pos: usize,
+    },
+    File {
+        file: Arc<File>,
+        offset: u64,
+        remaining: u64,
+    },
 }
 
 pub struct Conn {
@@ -60,7 +68,8 @@ pub struct Conn {
     /// Serialised response bytes not yet written, from `out_pos`.
     pub output: Vec<u8>,
     out_pos: usize,
-    file: Option<FileOut>,
+    /// File ranges (and the bytes between them) that follow `output`.
+    queue: VecDeque<Segment>,
     /// The socket may have unread input (no short read or WouldBlock seen since the last event).
     pub readable: bool,
     /// The peer has shut down its side.
@@ -91,7 +100,7 @@ impl Conn {
             input: Vec::new(),
             output: Vec::new(),
             out_pos: 0,
-            file: None,
+            queue: VecDeque::new(),
             readable: true,
             peer_closed: false,
             keep_alive: true,
@@ -137,10 +146,31 @@ impl Conn {
         }
     }
 
-    /// Queues a file range to follow `output`.
-    pub fn send_file(&mut self, file: File, offset: u64, len: u64) {
+    /// Queues a response body to follow the bytes already in `output`.
+    pub fn queue_body(&mut self, body: Body) {
+        match body {
+            Body::Empty => {}
+            Body::Bytes(bytes) => self.output.extend_from_slice(&bytes),
+            Body::Static(bytes) => self.output.extend_from_slice(bytes),
+            Body::Shared(bytes) => self.output.extend_from_slice(&bytes),
+            Body::File { file, offset, len } => self.queue_file(Arc::new(file), offset, len),
+            Body::Multipart { file, parts, tail } => {
+                let file = Arc::new(file);
+                for part in parts {
+                    self.queue.push_back(Segment::Bytes {
+                        data: part.head,
+                        pos: 0,
+                    });
+                    self.queue_file(Arc::clone(&file), part.offset, part.len);
+                }
+                self.queue.push_back(Segment::Bytes { data: tail, pos: 0 });
+            }
+        }
+    }
+
+    fn queue_file(&mut self, file: Arc<File>, offset: u64, len: u64) {
         if len > 0 {
-            self.file = Some(FileOut {
+            self.queue.push_back(Segment::File {
                 file,
                 offset,
                 remaining: len,
@@ -150,47 +180,54 @@ impl Conn {
 
     /// Writes what it can. `Ok(true)` once everything queued has been sent.
     pub fn flush(&mut self) -> io::Result<bool> {
-        while self.out_pos < self.output.len() {
-            match self.sock.write(&self.output[self.out_pos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.out_pos += n;
-                    self.last_active = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        if !write_from(
+            &mut self.sock,
+            &self.output,
+            &mut self.out_pos,
+            &mut self.last_active,
+        )? {
+            return Ok(false);
         }
         self.output.clear();
         self.out_pos = 0;
-        while let Some(out) = &mut self.file {
-            match sendfile(
-                &self.sock,
-                &out.file,
-                &mut out.offset,
-                out.remaining.min(SENDFILE_CHUNK),
-            ) {
-                // The file shrank under us: the promised length can no longer be met.
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    out.remaining -= n as u64;
-                    self.last_active = Instant::now();
-                    if out.remaining == 0 {
-                        self.file = None;
-                    }
+        while let Some(segment) = self.queue.front_mut() {
+            let done = match segment {
+                Segment::Bytes { data, pos } => {
+                    write_from(&mut self.sock, data, pos, &mut self.last_active)?
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Segment::File {
+                    file,
+                    offset,
+                    remaining,
+                } => loop {
+                    let count = (*remaining).min(SENDFILE_CHUNK);
+                    match sendfile(&self.sock, file, offset, count) {
+                        // The file shrank under us: the promised length can no longer be met.
+                        Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                        Ok(n) => {
+                            *remaining -= n as u64;
+                            self.last_active = Instant::now();
+                            if *remaining == 0 {
+                                break true;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                },
+            };
+            if !done {
+                return Ok(false);
             }
+            self.queue.pop_front();
         }
         Ok(true)
     }
 
     /// True when nothing is queued for writing.
     pub fn flushed(&self) -> bool {
-        self.out_pos >= self.output.len() && self.file.is_none()
+        self.out_pos >= self.output.len() && self.queue.is_empty()
     }
 
     /// Gives back buffer memory held by an idle connection.
@@ -203,6 +240,28 @@ impl Conn {
             self.out_pos = 0;
         }
     }
+}
+
+/// Writes `data[*pos..]`; `Ok(true)` once all of it is written, `Ok(false)` on WouldBlock.
+fn write_from(
+    sock: &mut TcpStream,
+    data: &[u8],
+    pos: &mut usize,
+    last_active: &mut Instant,
+) -> io::Result<bool> {
+    while *pos < data.len() {
+        match sock.write(&data[*pos..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                *pos += n;
+                *last_active = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Copies up to `count` bytes from `file` at `offset` to the socket in the kernel.

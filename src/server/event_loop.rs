@@ -18,7 +18,7 @@ use crate::handlers::{App, Dispatch};
 use crate::http::body::BodyDecoder;
 use crate::http::date::DateCache;
 use crate::http::request::{Framing, Parse, parse_head};
-use crate::http::response::{Body, CONTINUE, ErrorFormat, HeadContext, Response, write_head};
+use crate::http::response::{CONTINUE, ErrorFormat, HeadContext, Response, write_head};
 use crate::http::{HttpError, Limits, Request, Version};
 use crate::log::AccessLog;
 
@@ -222,7 +222,8 @@ impl EventLoop {
                 }
             }
             Err(e) => {
-                self.respond(key, None, Response::error(e, ErrorFormat::Text), false);
+                let response = self.app.error(e, ErrorFormat::Text);
+                self.respond(key, None, response, false);
                 Next::Again
             }
             Ok(Parse::Complete(req, used)) => {
@@ -364,12 +365,7 @@ impl EventLoop {
         let sent = if head_only { 0 } else { response.body.len() };
         self.log.record(conn.peer, req, response.status, sent);
         if !head_only {
-            match response.body {
-                Body::Empty => {}
-                Body::Bytes(bytes) => conn.output.extend_from_slice(&bytes),
-                Body::Static(bytes) => conn.output.extend_from_slice(bytes),
-                Body::File { file, offset, len } => conn.send_file(file, offset, len),
-            }
+            conn.queue_body(response.body);
         }
         conn.keep_alive = keep_alive;
         conn.state = State::Sending;
@@ -412,7 +408,7 @@ impl EventLoop {
             let conn = &mut self.conns[key];
             match conn.state {
                 State::Head | State::Body(_) => {
-                    let response = Response::error(HttpError::RequestTimeout, ErrorFormat::Text);
+                    let response = self.app.error(HttpError::RequestTimeout, ErrorFormat::Text);
                     self.respond(key, None, response, false);
                     self.drive(key);
                 }

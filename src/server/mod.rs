@@ -13,6 +13,7 @@ use anyhow::{Context, Result, anyhow};
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
 
+use crate::cli::LogFormat;
 use crate::config;
 use crate::handlers::App;
 use crate::http::Limits;
@@ -55,12 +56,12 @@ pub struct Server {
     threads: usize,
     limits: Limits,
     timeouts: Timeouts,
-    access_log: bool,
+    access_log: LogFormat,
 }
 
 impl Server {
     /// Binds the listening socket; every failure names the address and the reason.
-    pub fn bind(settings: &config::Server, app: App, access_log: bool) -> Result<Server> {
+    pub fn bind(settings: &config::Server, app: App, access_log: LogFormat) -> Result<Server> {
         let host = settings.host.trim_start_matches('[').trim_end_matches(']');
         let shown = format!("{}:{}", settings.host, settings.port);
         let addr = (host, settings.port)

@@ -64,7 +64,7 @@ impl Pool {
                     req.method.as_str(),
                     req.target()
                 );
-                Response::error(HttpError::Internal("the handler failed"), ErrorFormat::Text)
+                app.error(HttpError::Internal("the handler failed"), ErrorFormat::Text)
             });
             // The loop outlives the pool's jobs; if it is gone there is no one to answer.
             let _ = done_tx.send(Done {

@@ -1,6 +1,8 @@
 //! Handler tests: requests parsed from bytes, routed and handled without any socket.
 
-use std::io::Read;
+mod files;
+
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::*;
@@ -21,6 +23,11 @@ impl Drop for Site {
 }
 
 fn site(name: &str) -> Site {
+    site_with(name, "")
+}
+
+/// The fixture site, with `extra` appended to its routes file.
+fn site_with(name: &str, extra: &str) -> Site {
     let dir = std::env::temp_dir().join(format!("tws-handlers-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("site/files/inner")).unwrap();
@@ -30,6 +37,12 @@ fn site(name: &str) -> Site {
     std::fs::write(dir.join("site/files/.secret"), "hidden").unwrap();
     std::fs::write(dir.join("site/files/inner/index.html"), "inner index").unwrap();
     std::fs::write(dir.join("secret.txt"), "outside").unwrap();
+    std::fs::write(dir.join("site/digits.txt"), "0123456789".repeat(100)).unwrap();
+    std::fs::write(dir.join("site/files/doc.txt"), "plain document").unwrap();
+    std::fs::write(dir.join("site/files/doc.txt.gz"), "gzip variant").unwrap();
+    std::fs::write(dir.join("site/files/doc.txt.br"), "brotli variant").unwrap();
+    std::fs::write(dir.join("site/files/notes.md"), "# notes").unwrap();
+    std::fs::write(dir.join("site/404.html"), "<h1>custom not found</h1>").unwrap();
     std::os::unix::fs::symlink(dir.join("secret.txt"), dir.join("site/files/escape.txt")).unwrap();
     let routes = r#"
 [server]
@@ -43,6 +56,11 @@ page = "index.html"
 path = "/bigfile"
 file = "big.txt"
 download = true
+
+[[route]]
+path = "/digits"
+file = "digits.txt"
+cache_control = "public, max-age=60"
 
 [[route]]
 path = "/files"
@@ -61,10 +79,10 @@ action = "list_users"
 path = "/users/{id}"
 action = "get_user"
 "#;
-    std::fs::write(dir.join("routes.toml"), routes).unwrap();
+    std::fs::write(dir.join("routes.toml"), format!("{routes}{extra}")).unwrap();
     let config = Config::load(&dir.join("routes.toml"), &Overrides::default()).unwrap();
     let store = JsonlStore::open(&config.server.data, SyncMode::Group).unwrap();
-    let app = App::new(config.routes, Some(Arc::new(store)));
+    let app = App::from_config(&config, Some(Arc::new(store)));
     Site { dir, app }
 }
 
@@ -89,19 +107,34 @@ fn exchange(
         Dispatch::Answer(r) => r,
         Dispatch::Run(routed) => app.handle(&req, &routed, body.as_bytes()),
     };
-    let bytes = match std::mem::replace(&mut response.body, Body::Empty) {
+    let bytes = body_bytes(std::mem::replace(&mut response.body, Body::Empty));
+    response.body = Body::Bytes(bytes.clone());
+    (response, bytes)
+}
+
+/// Every byte a body would put on the wire.
+fn body_bytes(body: Body) -> Vec<u8> {
+    let range = |file: &std::fs::File, offset: u64, len: u64| {
+        let mut b = vec![0u8; len as usize];
+        file.read_exact_at(&mut b, offset).unwrap();
+        b
+    };
+    match body {
         Body::Empty => Vec::new(),
         Body::Bytes(b) => b,
         Body::Static(b) => b.to_vec(),
-        Body::File { mut file, len, .. } => {
-            let mut b = Vec::new();
-            file.read_to_end(&mut b).unwrap();
-            assert_eq!(b.len() as u64, len);
-            b
+        Body::Shared(b) => b.to_vec(),
+        Body::File { file, offset, len } => range(&file, offset, len),
+        Body::Multipart { file, parts, tail } => {
+            let mut out = Vec::new();
+            for part in parts {
+                out.extend_from_slice(&part.head);
+                out.extend_from_slice(&range(&file, part.offset, part.len));
+            }
+            out.extend_from_slice(&tail);
+            out
         }
-    };
-    response.body = Body::Bytes(bytes.clone());
-    (response, bytes)
+    }
 }
 
 fn header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {

@@ -1,0 +1,295 @@
+//! Static-file semantics without sockets: validators, conditional requests, ranges,
+//! precompressed variants, listings, policies and error pages.
+
+use std::collections::HashSet;
+
+use super::*;
+
+fn etag_of(site: &Site, target: &str) -> String {
+    let (response, _) = exchange(&site.app, "GET", target, "", "");
+    header(&response, "ETag").unwrap().to_owned()
+}
+
+#[test]
+fn files_carry_validators_and_accept_ranges() {
+    let site = site("validators");
+    let (response, body) = exchange(&site.app, "GET", "/digits", "", "");
+    assert_eq!((response.status, body.len()), (200, 1000));
+    let etag = header(&response, "ETag").unwrap();
+    assert!(etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"));
+    assert!(httpdate::parse_http_date(header(&response, "Last-Modified").unwrap()).is_ok());
+    assert_eq!(header(&response, "Accept-Ranges"), Some("bytes"));
+    assert_eq!(
+        header(&response, "Cache-Control"),
+        Some("public, max-age=60")
+    );
+    assert_eq!(header(&response, "Vary"), None);
+}
+
+#[test]
+fn conditional_requests_give_304_and_412() {
+    let site = site("conditional");
+    let etag = etag_of(&site, "/digits");
+    let (response, _) = exchange(&site.app, "GET", "/digits", "", "");
+    let modified = header(&response, "Last-Modified").unwrap().to_owned();
+    // (headers, status)
+    let cases: Vec<(String, u16)> = vec![
+        (format!("If-None-Match: {etag}\r\n"), 304),
+        (format!("If-None-Match: \"nope\", {etag}\r\n"), 304),
+        ("If-None-Match: \"nope\"\r\n".into(), 200),
+        (format!("If-Modified-Since: {modified}\r\n"), 304),
+        (
+            "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n".into(),
+            200,
+        ),
+        (format!("If-Match: {etag}\r\n"), 200),
+        ("If-Match: \"nope\"\r\n".into(), 412),
+        (
+            "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n".into(),
+            412,
+        ),
+        (format!("If-Unmodified-Since: {modified}\r\n"), 200),
+    ];
+    for (headers, status) in cases {
+        let (response, body) = exchange(&site.app, "GET", "/digits", &headers, "");
+        assert_eq!(response.status, status, "{headers}");
+        if status == 304 {
+            assert!(body.is_empty());
+            assert_eq!(header(&response, "ETag"), Some(etag.as_str()));
+            assert_eq!(
+                header(&response, "Cache-Control"),
+                Some("public, max-age=60")
+            );
+        }
+    }
+    let (response, _) = exchange(
+        &site.app,
+        "HEAD",
+        "/digits",
+        &format!("If-None-Match: {etag}\r\n"),
+        "",
+    );
+    assert_eq!(response.status, 304);
+}
+
+#[test]
+fn ranges_give_206_multipart_and_416() {
+    let site = site("ranges");
+    let digits = "0123456789".repeat(100);
+    // (Range header, status, Content-Range, body)
+    let cases: &[(&str, u16, Option<&str>, &str)] = &[
+        ("bytes=0-9", 206, Some("bytes 0-9/1000"), "0123456789"),
+        ("bytes=995-", 206, Some("bytes 995-999/1000"), "56789"),
+        ("bytes=-3", 206, Some("bytes 997-999/1000"), "789"),
+        ("bytes=5-5", 206, Some("bytes 5-5/1000"), "5"),
+        (
+            "bytes=990-99999999999999999999999",
+            206,
+            Some("bytes 990-999/1000"),
+            "0123456789",
+        ),
+        ("bytes=1000-", 416, Some("bytes */1000"), ""),
+        ("bytes=9-1", 200, None, &digits),
+        ("lines=1-2", 200, None, &digits),
+    ];
+    for (range, status, content_range, body) in cases {
+        let (response, bytes) = exchange(
+            &site.app,
+            "GET",
+            "/digits",
+            &format!("Range: {range}\r\n"),
+            "",
+        );
+        assert_eq!(response.status, *status, "{range}");
+        assert_eq!(
+            header(&response, "Content-Range"),
+            *content_range,
+            "{range}"
+        );
+        if *status != 416 {
+            assert_eq!(String::from_utf8(bytes).unwrap(), *body, "{range}");
+        }
+    }
+}
+
+#[test]
+fn several_ranges_make_a_multipart_body() {
+    let site = site("multipart");
+    let (response, bytes) = exchange(
+        &site.app,
+        "GET",
+        "/digits",
+        "Range: bytes=0-1, 10-12\r\n",
+        "",
+    );
+    assert_eq!(response.status, 206);
+    let boundary = response
+        .content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap()
+        .to_owned();
+    let text = String::from_utf8(bytes).unwrap();
+    let expected = format!(
+        "\r\n--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 0-1/1000\r\n\r\n01\
+         \r\n--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 10-12/1000\r\n\r\n012\
+         \r\n--{boundary}--\r\n"
+    );
+    assert_eq!(text, expected);
+    assert_eq!(response.body.len(), expected.len() as u64);
+}
+
+#[test]
+fn if_range_decides_between_part_and_whole() {
+    let site = site("if-range");
+    let etag = etag_of(&site, "/digits");
+    let (response, _) = exchange(
+        &site.app,
+        "GET",
+        "/digits",
+        &format!("Range: bytes=0-1\r\nIf-Range: {etag}\r\n"),
+        "",
+    );
+    assert_eq!(response.status, 206);
+    let (response, body) = exchange(
+        &site.app,
+        "GET",
+        "/digits",
+        "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n",
+        "",
+    );
+    assert_eq!((response.status, body.len()), (200, 1000));
+}
+
+#[test]
+fn precompressed_variants_follow_accept_encoding() {
+    let site = site("precompressed");
+    // (Accept-Encoding, Content-Encoding, body)
+    let cases: &[(&str, Option<&str>, &str)] = &[
+        ("", None, "plain document"),
+        ("Accept-Encoding: gzip\r\n", Some("gzip"), "gzip variant"),
+        (
+            "Accept-Encoding: gzip, br\r\n",
+            Some("br"),
+            "brotli variant",
+        ),
+        (
+            "Accept-Encoding: br;q=0.5, gzip\r\n",
+            Some("gzip"),
+            "gzip variant",
+        ),
+        (
+            "Accept-Encoding: br;q=0, gzip;q=0\r\n",
+            None,
+            "plain document",
+        ),
+        ("Accept-Encoding: identity\r\n", None, "plain document"),
+    ];
+    let mut tags = HashSet::new();
+    for (accept, coding, body) in cases {
+        let (response, bytes) = exchange(&site.app, "GET", "/files/doc.txt", accept, "");
+        assert_eq!(response.status, 200, "{accept}");
+        assert_eq!(header(&response, "Content-Encoding"), *coding, "{accept}");
+        assert_eq!(
+            header(&response, "Vary"),
+            Some("Accept-Encoding"),
+            "{accept}"
+        );
+        assert_eq!(
+            response.content_type, "text/plain; charset=utf-8",
+            "{accept}"
+        );
+        assert_eq!(String::from_utf8(bytes).unwrap(), *body, "{accept}");
+        tags.insert((
+            coding.map(str::to_owned),
+            header(&response, "ETag").unwrap().to_owned(),
+        ));
+    }
+    // Each representation has its own tag.
+    let distinct: HashSet<&String> = tags.iter().map(|(_, t)| t).collect();
+    assert_eq!(distinct.len(), 3);
+    // Ranges apply to the variant served.
+    let (response, bytes) = exchange(
+        &site.app,
+        "GET",
+        "/files/doc.txt",
+        "Accept-Encoding: gzip\r\nRange: bytes=0-3\r\n",
+        "",
+    );
+    assert_eq!((response.status, bytes.as_slice()), (206, &b"gzip"[..]));
+}
+
+#[test]
+fn listings_come_as_json_on_request() {
+    let site = site("json-listing");
+    let (response, bytes) = exchange(
+        &site.app,
+        "GET",
+        "/files/",
+        "Accept: application/json\r\n",
+        "",
+    );
+    assert_eq!(
+        (response.status, response.content_type.as_ref()),
+        (200, "application/json")
+    );
+    assert_eq!(header(&response, "Vary"), Some("Accept"));
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    // Folders first, dotfiles and escaping symlinks left out.
+    assert_eq!(
+        names,
+        [
+            "inner",
+            "a b.txt",
+            "doc.txt",
+            "doc.txt.br",
+            "doc.txt.gz",
+            "notes.md"
+        ]
+    );
+    assert_eq!(items[0]["type"], "dir");
+    assert_eq!(items[1]["size"], 6);
+}
+
+#[test]
+fn policies_types_and_error_pages_come_from_the_routes_file() {
+    let extra = r#"
+[[route]]
+path = "/open"
+dir = "files"
+dotfiles = true
+symlinks = "follow"
+listing = true
+
+[[route]]
+path = "/strict"
+dir = "files"
+symlinks = "never"
+
+[types]
+md = "text/markdown; charset=utf-8"
+
+[errors]
+404 = "404.html"
+"#;
+    let site = site_with("policies", extra);
+    let status = |target: &str| exchange(&site.app, "GET", target, "", "").0.status;
+    assert_eq!(status("/open/.secret"), 200);
+    assert_eq!(status("/open/escape.txt"), 200);
+    assert_eq!(status("/strict/escape.txt"), 404);
+    assert_eq!(status("/strict/doc.txt"), 200);
+    let (response, _) = exchange(&site.app, "GET", "/files/notes.md", "", "");
+    assert_eq!(response.content_type, "text/markdown; charset=utf-8");
+    let (response, body) = exchange(&site.app, "GET", "/nowhere", "", "");
+    assert_eq!(
+        (response.status, response.content_type.as_ref()),
+        (404, "text/html; charset=utf-8")
+    );
+    assert_eq!(body, b"<h1>custom not found</h1>");
+    // Actions keep their JSON errors.
+    let (response, _) = exchange(&site.app, "GET", "/users/77", "", "");
+    assert_eq!(
+        (response.status, response.content_type.as_ref()),
+        (404, "application/json")
+    );
+}
