@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::actions::SyncMode;
 use crate::http::request::MAX_HEADERS_CEILING;
 use crate::http::response::TEXT_HTML;
 use crate::http::{Limits, Method, Methods};
@@ -32,6 +33,8 @@ pub struct Server {
     pub threads: usize,
     /// Where actions keep their data.
     pub data: PathBuf,
+    /// How user records reach the disk.
+    pub fsync: SyncMode,
     pub limits: Limits,
 }
 
@@ -82,6 +85,7 @@ struct RawServer {
     root: Option<PathBuf>,
     threads: Option<usize>,
     data: Option<PathBuf>,
+    fsync: Option<Spanned<String>>,
     #[serde(default)]
     limits: RawLimits,
 }
@@ -266,6 +270,15 @@ fn server_settings(
         )?,
     };
     limits.max_uri_bytes = limits.max_uri_bytes.min(limits.max_head_bytes);
+    let fsync = match raw.fsync {
+        None => SyncMode::default(),
+        Some(name) => SyncMode::from_name(name.get_ref()).ok_or_else(|| {
+            at.key_error(
+                name.span(),
+                "[server] fsync must be \"group\" or \"each\"".to_owned(),
+            )
+        })?,
+    };
     Ok(Server {
         host: cli
             .host
@@ -282,6 +295,7 @@ fn server_settings(
             .data
             .clone()
             .unwrap_or_else(|| base.join(raw.data.unwrap_or_else(|| DEFAULT_DATA_DIR.into()))),
+        fsync,
         limits,
     })
 }

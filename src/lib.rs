@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use actions::{JsonlStore, SyncMode, UserStore};
+use actions::{JsonlStore, UserStore};
 use cli::Cli;
 use config::Config;
 use handlers::App;
@@ -45,7 +45,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     let users: Option<Arc<dyn UserStore>> = if config.uses_store() {
         Some(Arc::new(JsonlStore::open(
             &config.server.data,
-            SyncMode::Group,
+            config.server.fsync,
         )?))
     } else {
         None

@@ -26,6 +26,10 @@ Worker threads (default: one per CPU).
 .TP
 \fBdata\fR = "data"
 Folder where actions keep their data (users.jsonl).
+.TP
+\fBfsync\fR = "group"
+How created users reach the disk: "group" (concurrent creates share one fsync) or "each" (one fsync per create).
+Either way a 201 is sent only once the record is on disk.
 .SS "[server.limits]"
 .TP
 \fBmax_head_bytes\fR = 16384

@@ -201,3 +201,39 @@ fn the_json_access_log_is_one_object_per_line() {
     assert_eq!(value["method"], "GET");
     assert_eq!(value["user_agent"], "evil\" é \\ agent");
 }
+
+#[test]
+fn a_changed_file_is_served_fresh_within_seconds() {
+    let dir = scratch("static-fresh");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("note.txt"), "first version").unwrap();
+    let server = Server::start(&["--root", root.to_str().unwrap()]);
+    // Several requests: the later ones come from the loop's cache.
+    for _ in 0..3 {
+        assert_eq!(get(&server, "/note.txt").text(), "first version");
+    }
+    std::fs::write(root.join("note.txt"), "second, longer version").unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let text = get(&server, "/note.txt").text();
+        if text == "second, longer version" {
+            break;
+        }
+        assert_eq!(text, "first version", "never a mix of the two");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "still stale after 3 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::remove_file(root.join("note.txt")).unwrap();
+    let started = std::time::Instant::now();
+    while get(&server, "/note.txt").status != 404 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "deleted file still served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -1,11 +1,13 @@
 //! Durable user storage. `UserStore` is the contract; `JsonlStore` keeps users as JSON Lines in
-//! one append-only file and answers `create` only once the record is on disk. Concurrent creates
-//! share one fsync (group commit) unless `SyncMode::EachRecord` is chosen.
+//! one append-only file and answers `create` only once the record is on disk. Creates waiting
+//! at the same time share one fsync (group commit) unless `SyncMode::EachRecord` is chosen.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
@@ -33,9 +35,14 @@ pub enum StoreError {
     Io(io::Error),
 }
 
-/// Where users live. `create` returns only once the user would survive a crash.
+/// Called once a create is durable (or has failed), possibly on another thread.
+pub type Created = Box<dyn FnOnce(Result<User, StoreError>) + Send>;
+
+/// Where users live. `create` reports success only once the user would survive a crash.
 pub trait UserStore: Send + Sync {
-    fn create(&self, name: &str) -> Result<User, StoreError>;
+    /// Stores a user and calls `done` when the record is durable. Never blocks on the disk
+    /// flush itself, so a caller can start many creates that share one flush.
+    fn create(&self, name: &str, done: Created);
     fn get(&self, id: u64) -> Option<User>;
     /// Every durable user, by increasing id.
     fn list(&self) -> Vec<User>;
@@ -44,42 +51,53 @@ pub trait UserStore: Send + Sync {
 /// How writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyncMode {
-    /// Concurrent creates wait for one shared fsync.
+    /// Every create waiting when a flush starts shares it (group commit).
     #[default]
     Group,
-    /// Every create runs its own fsync.
+    /// Every create gets its own flush.
     EachRecord,
 }
 
-/// Users in a JSON Lines file.
+impl SyncMode {
+    pub fn from_name(name: &str) -> Option<SyncMode> {
+        match name {
+            "group" => Some(SyncMode::Group),
+            "each" => Some(SyncMode::EachRecord),
+            _ => None,
+        }
+    }
+}
+
+/// Users in a JSON Lines file. Appends happen on the caller's thread, under a lock, so records
+/// never interleave; a committer thread flushes them (fdatasync) and then answers every create
+/// the flush covered.
 pub struct JsonlStore {
     path: PathBuf,
+    shared: Arc<Shared>,
+    committer: Option<JoinHandle<()>>,
+}
+
+struct Shared {
     mode: SyncMode,
     writer: Mutex<Writer>,
-    /// A second handle on the file, so an fsync does not hold up appends.
+    /// A second handle on the file, so a flush does not hold up appends.
     sync_file: File,
-    sync: Mutex<SyncState>,
-    synced: Condvar,
+    /// Signalled when a record is appended or the store shuts down.
+    work: Condvar,
     /// Durable users, by increasing id.
     users: RwLock<Vec<User>>,
+    /// Flushes run so far.
+    flushes: AtomicU64,
 }
 
 struct Writer {
     file: File,
     len: u64,
     next_id: u64,
-    /// Records appended so far (a sequence number).
-    written: u64,
-    /// Appended users not yet known to be durable, oldest first.
-    pending: Vec<User>,
-}
-
-#[derive(Default)]
-struct SyncState {
-    /// Records known to be durable.
-    synced: u64,
-    syncing: bool,
+    /// Appended records waiting for a flush, oldest first.
+    pending: Vec<(User, Created)>,
     failed: bool,
+    stop: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,7 +112,7 @@ impl JsonlStore {
             .with_context(|| format!("cannot create data folder {}", data.display()))?;
         let path = data.join(USERS_FILE);
         let existed = path.exists();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
@@ -120,23 +138,34 @@ impl JsonlStore {
                 .and_then(|()| file.sync_all())
                 .with_context(|| format!("cannot repair {}", path.display()))?;
         }
-        file.flush()?;
         let next_id = loaded.users.last().map_or(1, |u| u.id + 1);
         let sync_file = file.try_clone()?;
-        Ok(JsonlStore {
-            path,
+        let shared = Arc::new(Shared {
             mode,
+            sync_file,
             writer: Mutex::new(Writer {
                 file,
                 len: loaded.good_len as u64,
                 next_id,
-                written: 0,
                 pending: Vec::new(),
+                failed: false,
+                stop: false,
             }),
-            sync_file,
-            sync: Mutex::new(SyncState::default()),
-            synced: Condvar::new(),
+            work: Condvar::new(),
             users: RwLock::new(loaded.users),
+            flushes: AtomicU64::new(0),
+        });
+        let committer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("tws-committer".to_owned())
+                .spawn(move || shared.commit_loop())
+                .context("cannot start the store's committer thread")?
+        };
+        Ok(JsonlStore {
+            path,
+            shared,
+            committer: Some(committer),
         })
     }
 
@@ -144,107 +173,111 @@ impl JsonlStore {
         &self.path
     }
 
-    /// Blocks until record `seq` is durable, running the fsync itself when no one else is.
-    fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
-        let mut state = lock(&self.sync);
+    /// How many flushes (fdatasync calls) the store has run: with group commit, fewer than
+    /// the creates they made durable.
+    pub fn flushes(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+}
+
+impl Shared {
+    /// Flushes appended records and answers their creators, until the store is dropped.
+    fn commit_loop(&self) {
         loop {
-            if state.failed {
-                return Err(StoreError::Unavailable);
-            }
-            if state.synced >= seq {
-                return Ok(());
-            }
-            if state.syncing {
-                state = self
-                    .synced
-                    .wait(state)
+            let mut writer = lock(&self.writer);
+            while writer.pending.is_empty() && !writer.stop {
+                writer = self
+                    .work
+                    .wait(writer)
                     .unwrap_or_else(PoisonError::into_inner);
-                continue;
             }
-            state.syncing = true;
-            let from = state.synced;
-            drop(state);
-            let target = lock(&self.writer).written;
-            let result = self.sync_file.sync_data();
-            if result.is_ok() {
-                self.publish(from, target);
+            if writer.pending.is_empty() {
+                return;
             }
-            state = lock(&self.sync);
-            state.syncing = false;
-            match result {
-                Ok(()) => state.synced = target,
+            let batch: Vec<(User, Created)> = match self.mode {
+                SyncMode::Group => std::mem::take(&mut writer.pending),
+                SyncMode::EachRecord => vec![writer.pending.remove(0)],
+            };
+            // Every record in the batch was written before this point; the flush covers it.
+            drop(writer);
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            match self.sync_file.sync_data() {
+                Ok(()) => {
+                    let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+                    users.extend(batch.iter().map(|(u, _)| u.clone()));
+                    drop(users);
+                    for (user, done) in batch {
+                        done(Ok(user));
+                    }
+                }
                 Err(e) => {
-                    eprintln!("tws: error: fsync of {} failed: {e}", self.path.display());
-                    state.failed = true;
+                    eprintln!("tws: error: fsync of the user store failed: {e}");
+                    lock(&self.writer).failed = true;
+                    fail_all(batch, &e);
                 }
             }
-            self.synced.notify_all();
         }
     }
+}
 
-    /// Moves records `from+1 ..= to` from pending to the visible list.
-    fn publish(&self, from: u64, to: u64) {
-        let mut writer = lock(&self.writer);
-        let count = (to - from) as usize;
-        let durable: Vec<User> = writer.pending.drain(..count).collect();
-        drop(writer);
-        self.users
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(durable);
+fn fail_all(batch: Vec<(User, Created)>, e: &io::Error) {
+    for (_, done) in batch {
+        done(Err(StoreError::Io(io::Error::new(e.kind(), e.to_string()))));
+    }
+}
+
+impl Drop for JsonlStore {
+    /// Flushes what is pending, answers it, and stops the committer.
+    fn drop(&mut self) {
+        lock(&self.shared.writer).stop = true;
+        self.shared.work.notify_all();
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
     }
 }
 
 impl UserStore for JsonlStore {
-    fn create(&self, name: &str) -> Result<User, StoreError> {
-        let mut writer = lock(&self.writer);
-        if lock(&self.sync).failed {
-            return Err(StoreError::Unavailable);
+    fn create(&self, name: &str, done: Created) {
+        let mut writer = lock(&self.shared.writer);
+        if writer.failed {
+            drop(writer);
+            return done(Err(StoreError::Unavailable));
         }
         let user = User {
             id: writer.next_id,
             name: name.to_owned(),
             created: Civil::from_system(SystemTime::now()).rfc3339(),
         };
-        let mut line = serde_json::to_vec(&user).map_err(|e| StoreError::Io(e.into()))?;
+        let mut line = match serde_json::to_vec(&user) {
+            Ok(line) => line,
+            Err(e) => {
+                drop(writer);
+                return done(Err(StoreError::Io(e.into())));
+            }
+        };
         line.push(b'\n');
         // One append under the lock: records never interleave. On failure, cut back whatever
         // part of the line reached the file so the next record starts on a clean line.
         if let Err(e) = writer.file.write_all(&line) {
             let len = writer.len;
             let _ = writer.file.set_len(len);
-            return Err(StoreError::Io(e));
+            drop(writer);
+            return done(Err(StoreError::Io(e)));
         }
         writer.len += line.len() as u64;
         writer.next_id += 1;
-        writer.written += 1;
-        let seq = writer.written;
-        writer.pending.push(user.clone());
-        match self.mode {
-            SyncMode::Group => {
-                drop(writer);
-                self.wait_durable(seq)?;
-            }
-            SyncMode::EachRecord => {
-                // Holding the writer lock: no other record joins this fsync, and the visible
-                // list stays in id order.
-                if let Err(e) = writer.file.sync_data() {
-                    lock(&self.sync).failed = true;
-                    return Err(StoreError::Io(e));
-                }
-                writer.pending.clear();
-                lock(&self.sync).synced = seq;
-                self.users
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(user.clone());
-            }
-        }
-        Ok(user)
+        writer.pending.push((user, done));
+        drop(writer);
+        self.shared.work.notify_one();
     }
 
     fn get(&self, id: u64) -> Option<User> {
-        let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
+        let users = self
+            .shared
+            .users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         users
             .binary_search_by_key(&id, |u| u.id)
             .ok()
@@ -252,7 +285,8 @@ impl UserStore for JsonlStore {
     }
 
     fn list(&self) -> Vec<User> {
-        self.users
+        self.shared
+            .users
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()

@@ -3,6 +3,8 @@
 use serde_json::Value;
 
 use super::store::{StoreError, UserStore};
+use crate::handlers::Reply;
+use crate::http::response::ErrorFormat;
 use crate::http::{HttpError, Request, Response};
 
 /// Longest accepted name, in characters (after trimming).
@@ -10,8 +12,37 @@ pub const MAX_NAME_CHARS: usize = 100;
 /// The field holding the name, in JSON and in forms.
 pub const NAME_FIELD: &str = "Nombre";
 
-/// `POST /createUser`: validates the name, stores the user durably, answers 201.
-pub fn create(store: &dyn UserStore, req: &Request, body: &[u8]) -> Result<Response, HttpError> {
+/// `POST /createUser`: validates the name, stores the user, and answers 201 once the record
+/// is durable.
+pub fn create(store: &dyn UserStore, req: &Request, body: &[u8], reply: Reply) {
+    let name = match name_of(req, body) {
+        Ok(name) => name,
+        Err(e) => return reply.send(Response::error(e, ErrorFormat::Json)),
+    };
+    store.create(
+        &name,
+        Box::new(move |result| {
+            let response = match result {
+                Ok(user) => {
+                    let location = format!("/users/{}", user.id);
+                    Response::json(201, &user).header("Location", location)
+                }
+                Err(StoreError::Unavailable) => {
+                    let err = HttpError::ServiceUnavailable("user store is unavailable");
+                    Response::error(err, ErrorFormat::Json)
+                }
+                Err(StoreError::Io(_)) => {
+                    let err = HttpError::Internal("could not store the user");
+                    Response::error(err, ErrorFormat::Json)
+                }
+            };
+            reply.send(response);
+        }),
+    );
+}
+
+/// The validated name from a JSON or form body.
+fn name_of(req: &Request, body: &[u8]) -> Result<String, HttpError> {
     let raw = match req.media_type().as_deref() {
         Some("application/json") => name_from_json(body)?,
         Some("application/x-www-form-urlencoded") => name_from_form(body)?,
@@ -21,13 +52,7 @@ pub fn create(store: &dyn UserStore, req: &Request, body: &[u8]) -> Result<Respo
             ));
         }
     };
-    let name = validate_name(&raw)?;
-    let user = store.create(name).map_err(|e| match e {
-        StoreError::Unavailable => HttpError::ServiceUnavailable("user store is unavailable"),
-        StoreError::Io(_) => HttpError::Internal("could not store the user"),
-    })?;
-    let location = format!("/users/{}", user.id);
-    Ok(Response::json(201, &user).header("Location", location))
+    validate_name(&raw).map(str::to_owned)
 }
 
 /// `GET /users`: every stored user, oldest first.

@@ -1,12 +1,20 @@
 //! Folder routes: a path inside a mounted folder becomes a file, its index, a listing, or a
 //! redirect to the slash form of a folder.
 
-use super::file::{self, ContentTypes, FileOptions};
+use super::file::{ContentTypes, FileOptions, FileSet};
 use super::listing;
 use crate::http::response::Response;
 use crate::http::{HttpError, Request};
 use crate::path::resolve_in;
 use crate::routes::DirSpec;
+
+/// What a folder route found for a request.
+pub enum Served {
+    /// A file (or a folder's index file): the caller answers from the set and may cache it.
+    File(FileSet),
+    /// A listing or a redirect.
+    Other(Response),
+}
 
 /// Serves `rest` (the normalised path below the mount point) from `spec.folder`.
 /// `path` is the whole normalised request path, used for redirects and listing titles.
@@ -16,26 +24,29 @@ pub fn serve(
     path: &str,
     rest: &str,
     types: &ContentTypes,
-) -> Result<Response, HttpError> {
+) -> Result<Served, HttpError> {
     let target = resolve_in(&spec.folder, rest, spec.exposure)?;
     let options = FileOptions {
         cache_control: spec.cache_control.as_deref(),
         ..FileOptions::default()
     };
+    let open = |rel: &str| FileSet::open(&spec.folder, rel, spec.exposure, types, options);
     if !target.is_dir() {
-        return file::serve(req, &spec.folder, rest, spec.exposure, types, options);
+        return open(rest).map(Served::File);
     }
     if !path.ends_with('/') {
         let mut location = listing::encode_path(path);
         location.push('/');
-        return Ok(Response::empty(301).header("Location", location));
+        return Ok(Served::Other(
+            Response::empty(301).header("Location", location),
+        ));
     }
     let index = format!("{rest}{}", spec.index);
     if resolve_in(&spec.folder, &index, spec.exposure).is_ok_and(|p| p.is_file()) {
-        return file::serve(req, &spec.folder, &index, spec.exposure, types, options);
+        return open(&index).map(Served::File);
     }
     if spec.listing {
-        listing::render(req, &target, path, spec.exposure)
+        listing::render(req, &target, path, spec.exposure).map(Served::Other)
     } else {
         Err(HttpError::NotFound)
     }

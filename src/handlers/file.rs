@@ -1,25 +1,33 @@
-//! The generic file responder. For one file inside a folder it picks a precompressed variant the
-//! client accepts, evaluates preconditions (304, 412), resolves ranges (206, 416) and streams
-//! the bytes from the open file. Pipeline:
+//! The generic file responder. A `FileSet` is one file and its precompressed variants, opened
+//! and described once; `FileSet::respond` answers a request from it without further I/O, so a
+//! set can be cached and reused (see `server::cache`). Pipeline:
 //!
-//! 1. resolve the file and its `.br` / `.gz` variants inside the folder (`path::resolve_in`);
-//! 2. choose the representation by Accept-Encoding q-values;
-//! 3. open it, fstat it, derive a strong ETag and Last-Modified;
-//! 4. evaluate If-Match / If-Unmodified-Since / If-None-Match / If-Modified-Since / If-Range;
-//! 5. answer 200, 206 (one range, or multipart/byteranges), 304, 412 or 416.
+//! 1. `FileSet::open`: resolve the file and its `.br` / `.gz` variants inside the folder
+//!    (`path::resolve_in`), open and fstat each, derive a strong ETag and Last-Modified, read
+//!    small files into memory, and serialise the header lines every answer repeats;
+//! 2. `FileSet::respond`: choose the representation by Accept-Encoding q-values, evaluate
+//!    If-Match / If-Unmodified-Since / If-None-Match / If-Modified-Since / If-Range, and answer
+//!    200, 206 (one range, or multipart/byteranges), 304, 412 or 416;
+//! 3. `FileSet::is_current`: a few stats telling whether the files on disk are still the ones
+//!    described.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::http::conditional::{self, Precondition, Validators};
 use crate::http::encoding::{self, Coding};
 use crate::http::range::{self, Ranges};
-use crate::http::response::{Body, Part, Response};
+use crate::http::response::{Body, Part, Response, header_block};
 use crate::http::{HttpError, Method, Request};
 use crate::path::{Exposure, resolve_in};
+
+/// Files up to this size are kept in memory with their description.
+pub const SMALL_FILE_BYTES: u64 = 32 * 1024;
 
 /// How a file is presented, from its route.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,110 +74,254 @@ pub fn guess_type(path: &Path) -> Cow<'static, str> {
     }
 }
 
-/// Serves `rel` (a normalised relative path naming a file) from `folder`.
-pub fn serve(
-    req: &Request,
-    folder: &Path,
-    rel: &str,
-    exposure: Exposure,
-    types: &ContentTypes,
-    options: FileOptions<'_>,
-) -> Result<Response, HttpError> {
-    let path = resolve_in(folder, rel, exposure)?;
-    let variants: Vec<(Coding, std::path::PathBuf)> = Coding::ALL
-        .into_iter()
-        .filter_map(|c| {
-            let variant = resolve_in(folder, &format!("{rel}{}", c.suffix()), exposure).ok()?;
-            variant.is_file().then_some((c, variant))
-        })
-        .collect();
-    let available: Vec<Coding> = variants.iter().map(|(c, _)| *c).collect();
-    let chosen = encoding::preferred(req.header_str("accept-encoding"), &available)
-        .first()
-        .and_then(|c| variants.iter().find(|(v, _)| v == c));
-    let (coding, open_path) = match chosen {
-        Some((c, p)) => (Some(*c), p.as_path()),
-        None => (None, path.as_path()),
-    };
-    let file = File::open(open_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => HttpError::Forbidden("file is not readable"),
-        _ => HttpError::NotFound,
-    })?;
-    let meta = file.metadata().map_err(|_| HttpError::NotFound)?;
-    if !meta.is_file() {
-        return Err(HttpError::NotFound);
-    }
-    let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-    let validators = Validators::for_file(meta.ino(), meta.len(), modified);
-    let content_type = match options.content_type {
-        Some(t) => Cow::Owned(t.to_owned()),
-        None => types.for_path(&path),
-    };
-    let mut headers: Vec<(&'static str, String)> = vec![
-        ("ETag", validators.etag.clone()),
-        ("Last-Modified", validators.last_modified()),
-    ];
-    if !available.is_empty() {
-        headers.push(("Vary", "Accept-Encoding".to_owned()));
-    }
-    if let Some(cc) = options.cache_control {
-        headers.push(("Cache-Control", cc.to_owned()));
-    }
-    let use_range = match conditional::evaluate(req, &validators) {
-        Precondition::NotModified => {
-            return Ok(Response {
-                headers,
-                ..Response::new(304, content_type, Body::Empty)
-            });
+/// What identifies one version of a file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
         }
-        Precondition::Failed => return Err(HttpError::PreconditionFailed),
-        Precondition::Proceed { use_range } => {
-            use_range && matches!(req.method, Method::Get | Method::Head)
+    }
+
+    fn of_path(path: &Path) -> Option<Stamp> {
+        std::fs::symlink_metadata(path).ok().map(|m| Stamp::of(&m))
+    }
+}
+
+/// One representation: the file itself, or a precompressed variant of it.
+#[derive(Debug)]
+struct Representation {
+    coding: Option<Coding>,
+    /// Canonical path, stat'ed on revalidation (following symlinks, as when opened).
+    path: PathBuf,
+    stamp: Stamp,
+    file: Arc<File>,
+    len: u64,
+    validators: Validators,
+    /// The whole content, for small files.
+    bytes: Option<Arc<[u8]>>,
+    /// Header lines of a 200 or 206, and of a 304.
+    fixed: Arc<[u8]>,
+    fixed_not_modified: Arc<[u8]>,
+}
+
+/// A file and its precompressed variants, ready to answer requests.
+#[derive(Debug)]
+pub struct FileSet {
+    content_type: Cow<'static, str>,
+    /// The file itself first, then its variants.
+    reps: Vec<Representation>,
+    /// Variant names that were missing (or refused), with what was there, to notice them appear.
+    probes: Vec<(PathBuf, Option<Stamp>)>,
+}
+
+impl FileSet {
+    /// Opens `rel` (a normalised relative path naming a file) inside `folder`, with the
+    /// variants beside it that the folder's exposure rules allow.
+    pub fn open(
+        folder: &Path,
+        rel: &str,
+        exposure: Exposure,
+        types: &ContentTypes,
+        options: FileOptions<'_>,
+    ) -> Result<FileSet, HttpError> {
+        let path = resolve_in(folder, rel, exposure)?;
+        let content_type = match options.content_type {
+            Some(t) => Cow::Owned(t.to_owned()),
+            None => types.for_path(&path),
+        };
+        let mut found = vec![(None, path)];
+        let mut probes = Vec::new();
+        for coding in Coding::ALL {
+            let variant = format!("{rel}{}", coding.suffix());
+            match resolve_in(folder, &variant, exposure) {
+                Ok(p) if p.is_file() => found.push((Some(coding), p)),
+                _ => {
+                    let at = folder.join(&variant);
+                    let stamp = Stamp::of_path(&at);
+                    probes.push((at, stamp));
+                }
+            }
         }
-    };
-    headers.push(("Accept-Ranges", "bytes".to_owned()));
-    if let Some(c) = coding {
-        headers.push(("Content-Encoding", c.token().to_owned()));
-    }
-    if let Some(name) = options.download {
-        headers.push(("Content-Disposition", attachment(name)));
-    }
-    let len = meta.len();
-    let ranges = if use_range {
-        range::resolve(req.header_str("range"), len)
-    } else {
-        Ranges::Full
-    };
-    let mut response = match ranges {
-        Ranges::Full => Response::new(
-            200,
+        let vary = found.len() > 1;
+        let reps = found
+            .into_iter()
+            .map(|(coding, path)| Representation::open(coding, path, vary, options))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FileSet {
             content_type,
-            Body::File {
-                file,
-                offset: 0,
+            reps,
+            probes,
+        })
+    }
+
+    /// True while every file (and every missing variant) is as it was when opened.
+    pub fn is_current(&self) -> bool {
+        self.reps
+            .iter()
+            .all(|r| std::fs::metadata(&r.path).is_ok_and(|m| Stamp::of(&m) == r.stamp))
+            && self
+                .probes
+                .iter()
+                .all(|(path, stamp)| Stamp::of_path(path) == *stamp)
+    }
+
+    /// Bytes of content held in memory.
+    pub fn memory(&self) -> usize {
+        self.reps
+            .iter()
+            .map(|r| r.bytes.as_ref().map_or(0, |b| b.len()))
+            .sum()
+    }
+
+    /// Answers a request from the set: no I/O.
+    pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
+        let codings: Vec<Coding> = self.reps.iter().filter_map(|r| r.coding).collect();
+        let chosen = match codings.as_slice() {
+            [] => None,
+            _ => encoding::preferred(req.header_str("accept-encoding"), &codings)
+                .first()
+                .copied(),
+        };
+        let rep = self
+            .reps
+            .iter()
+            .find(|r| r.coding == chosen)
+            .unwrap_or(&self.reps[0]);
+        let use_range = match conditional::evaluate(req, &rep.validators) {
+            Precondition::NotModified => {
+                let mut response = Response::new(304, self.content_type.clone(), Body::Empty);
+                response.fixed = Some(Arc::clone(&rep.fixed_not_modified));
+                return Ok(response);
+            }
+            Precondition::Failed => return Err(HttpError::PreconditionFailed),
+            Precondition::Proceed { use_range } => {
+                use_range && matches!(req.method, Method::Get | Method::Head)
+            }
+        };
+        let len = rep.len;
+        let ranges = if use_range {
+            range::resolve(req.header_str("range"), len)
+        } else {
+            Ranges::Full
+        };
+        let mut response = match ranges {
+            Ranges::Full => {
+                let body = match &rep.bytes {
+                    Some(bytes) => Body::Shared(Arc::clone(bytes)),
+                    None => Body::File {
+                        file: Arc::clone(&rep.file),
+                        offset: 0,
+                        len,
+                    },
+                };
+                Response::new(200, self.content_type.clone(), body)
+            }
+            Ranges::Unsatisfiable => return Err(HttpError::RangeNotSatisfiable(len)),
+            Ranges::Partial(parts) if parts.len() == 1 => {
+                let (first, last) = parts[0];
+                let body = Body::File {
+                    file: Arc::clone(&rep.file),
+                    offset: first,
+                    len: last - first + 1,
+                };
+                Response::new(206, self.content_type.clone(), body)
+                    .header("Content-Range", format!("bytes {first}-{last}/{len}"))
+            }
+            Ranges::Partial(parts) => multipart(
+                Arc::clone(&rep.file),
+                &parts,
                 len,
-            },
-        ),
-        Ranges::Unsatisfiable => return Err(HttpError::RangeNotSatisfiable(len)),
-        Ranges::Partial(parts) if parts.len() == 1 => {
-            let (first, last) = parts[0];
-            headers.push(("Content-Range", format!("bytes {first}-{last}/{len}")));
-            let body = Body::File {
-                file,
-                offset: first,
-                len: last - first + 1,
-            };
-            Response::new(206, content_type, body)
+                &self.content_type,
+                &rep.validators.etag,
+            ),
+        };
+        response.fixed = Some(Arc::clone(&rep.fixed));
+        Ok(response)
+    }
+}
+
+impl Representation {
+    fn open(
+        coding: Option<Coding>,
+        path: PathBuf,
+        vary: bool,
+        options: FileOptions<'_>,
+    ) -> Result<Representation, HttpError> {
+        let mut file = File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => HttpError::Forbidden("file is not readable"),
+            _ => HttpError::NotFound,
+        })?;
+        let meta = file.metadata().map_err(|_| HttpError::NotFound)?;
+        if !meta.is_file() {
+            return Err(HttpError::NotFound);
         }
-        Ranges::Partial(parts) => multipart(file, &parts, len, &content_type, &validators.etag),
-    };
-    response.headers.extend(headers);
-    Ok(response)
+        let len = meta.len();
+        let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let validators = Validators::for_file(meta.ino(), len, modified);
+        let bytes = if len <= SMALL_FILE_BYTES {
+            let mut content = Vec::with_capacity(len as usize);
+            (&mut file)
+                .take(len)
+                .read_to_end(&mut content)
+                .map_err(|_| HttpError::NotFound)?;
+            if content.len() as u64 != len {
+                return Err(HttpError::ServiceUnavailable(
+                    "file changed while being read",
+                ));
+            }
+            Some(Arc::from(content))
+        } else {
+            None
+        };
+        let last_modified = validators.last_modified();
+        let mut common: Vec<(&str, &str)> = vec![
+            ("ETag", &validators.etag),
+            ("Last-Modified", &last_modified),
+        ];
+        if vary {
+            common.push(("Vary", "Accept-Encoding"));
+        }
+        if let Some(cc) = options.cache_control {
+            common.push(("Cache-Control", cc));
+        }
+        let fixed_not_modified = header_block(&common);
+        common.push(("Accept-Ranges", "bytes"));
+        if let Some(c) = coding {
+            common.push(("Content-Encoding", c.token()));
+        }
+        let disposition = options.download.map(attachment);
+        if let Some(d) = &disposition {
+            common.push(("Content-Disposition", d));
+        }
+        let fixed = header_block(&common);
+        Ok(Representation {
+            coding,
+            stamp: Stamp::of(&meta),
+            path,
+            file: Arc::new(file),
+            len,
+            validators,
+            bytes,
+            fixed,
+            fixed_not_modified,
+        })
+    }
 }
 
 /// A multipart/byteranges body (RFC 9110 section 14.6) for several ranges of one file.
 fn multipart(
-    file: File,
+    file: Arc<File>,
     ranges: &[(u64, u64)],
     len: u64,
     content_type: &str,

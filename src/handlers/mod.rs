@@ -15,7 +15,7 @@ use crate::http::{HttpError, Method, Methods, Request};
 use crate::path::{self, Exposure, Symlinks};
 use crate::router::{Found, Router};
 use crate::routes::{Route, Target};
-use file::{ContentTypes, FileOptions};
+use file::{ContentTypes, FileOptions, FileSet};
 
 /// The route table and the state handlers need.
 pub struct App {
@@ -42,6 +42,55 @@ pub struct Routed {
     path: String,
     /// The `{id}` value, or the path inside a `dir` route.
     rest: String,
+}
+
+impl Routed {
+    /// The normalised request path: the key of cached file sets.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Where a handler's answer goes: to the connection, possibly from another thread and later
+/// (a create waits for its flush). Sent exactly once; dropped unsent (a panicking handler), it
+/// answers 500 so that no connection waits forever.
+pub struct Reply {
+    to: Option<ReplyTo>,
+}
+
+/// Delivers a response, and the file set it came from when it may be cached.
+type ReplyTo = Box<dyn FnOnce(Response, Option<Arc<FileSet>>) + Send>;
+
+impl Reply {
+    pub fn new(to: impl FnOnce(Response, Option<Arc<FileSet>>) + Send + 'static) -> Reply {
+        Reply {
+            to: Some(Box::new(to)),
+        }
+    }
+
+    pub fn send(self, response: Response) {
+        self.finish(response, None);
+    }
+
+    /// Sends a response made from a file set the connection may keep for later requests.
+    pub fn send_cacheable(self, response: Response, set: Arc<FileSet>) {
+        self.finish(response, Some(set));
+    }
+
+    fn finish(mut self, response: Response, set: Option<Arc<FileSet>>) {
+        if let Some(to) = self.to.take() {
+            to(response, set);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take() {
+            let err = HttpError::Internal("the handler failed");
+            to(Response::error(err, ErrorFormat::Text), None);
+        }
+    }
 }
 
 impl App {
@@ -106,8 +155,17 @@ impl App {
         }
     }
 
-    /// Runs a routed request with its (fully read) body. Blocking work happens here.
-    pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8]) -> Response {
+    /// True when the route serves files, whose sets a connection may cache.
+    pub fn serves_files(&self, routed: &Routed) -> bool {
+        matches!(
+            self.router.route(routed.index).target,
+            Target::File(_) | Target::Page(_) | Target::Dir(_)
+        )
+    }
+
+    /// Runs a routed request with its (fully read) body; the answer goes to `reply`.
+    /// Blocking work happens here, on a worker thread.
+    pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8], reply: Reply) {
         let route = self.router.route(routed.index);
         let result = match &route.target {
             Target::File(spec) | Target::Page(spec) => {
@@ -120,21 +178,26 @@ impl App {
                     dotfiles: true,
                     symlinks: Symlinks::Follow,
                 };
-                file::serve(
-                    req,
-                    &spec.folder,
-                    &spec.name,
-                    exposure,
-                    &self.types,
-                    options,
-                )
+                FileSet::open(&spec.folder, &spec.name, exposure, &self.types, options)
+                    .map(dir::Served::File)
             }
             Target::Dir(spec) => dir::serve(req, spec, &routed.path, &routed.rest, &self.types),
             Target::Action(action) => {
-                actions::run(*action, self.users.as_deref(), req, &routed.rest, body)
+                let format = error_format(route);
+                let users = self.users.as_deref();
+                return actions::run(*action, users, req, &routed.rest, body, reply, |e| {
+                    self.error(e, format)
+                });
             }
         };
-        result.unwrap_or_else(|e| self.error(e, error_format(route)))
+        match result {
+            Ok(dir::Served::File(set)) => match set.respond(req) {
+                Ok(response) => reply.send_cacheable(response, Arc::new(set)),
+                Err(e) => reply.send_cacheable(self.error_response(routed, e), Arc::new(set)),
+            },
+            Ok(dir::Served::Other(response)) => reply.send(response),
+            Err(e) => reply.send(self.error_response(routed, e)),
+        }
     }
 
     /// The answer to an error on a routed request, in the route's error format.

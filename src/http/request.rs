@@ -69,7 +69,7 @@ pub enum Parse {
     /// More bytes are needed; none were consumed.
     Partial,
     /// A complete head, and how many bytes of the input it used.
-    Complete(Box<Request>, usize),
+    Complete(Request, usize),
 }
 
 impl Request {
@@ -204,7 +204,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parse, HttpError> {
         head: data[..len].to_vec(),
         fields,
     };
-    Ok(Parse::Complete(Box::new(request), skip + len))
+    Ok(Parse::Complete(request, skip + len))
 }
 
 fn leading_empty_lines(buf: &[u8]) -> usize {

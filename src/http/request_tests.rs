@@ -6,7 +6,7 @@ fn parse(raw: &str) -> Result<Parse, HttpError> {
     parse_head(raw.as_bytes(), &Limits::default())
 }
 
-fn complete(raw: &str) -> (Box<Request>, usize) {
+fn complete(raw: &str) -> (Request, usize) {
     match parse(raw) {
         Ok(Parse::Complete(req, used)) => (req, used),
         other => panic!("expected a complete head for {raw:?}, got {other:?}"),

@@ -24,13 +24,13 @@ pub enum Body {
     Shared(Arc<[u8]>),
     /// A byte range of an open file, streamed by the connection without reading it into memory.
     File {
-        file: File,
+        file: Arc<File>,
         offset: u64,
         len: u64,
     },
     /// `multipart/byteranges`: each part's header block then its range of the file, then `tail`.
     Multipart {
-        file: File,
+        file: Arc<File>,
         parts: Vec<Part>,
         tail: Vec<u8>,
     },
@@ -65,12 +65,14 @@ impl Body {
 }
 
 /// A response before serialisation. `Date`, `Server`, `Content-Length`, `Content-Type` and
-/// `Connection` are added by `write_head`; `headers` holds the rest.
+/// `Connection` are added by `write_head`; `headers` and `fixed` hold the rest.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub content_type: Cow<'static, str>,
     pub headers: Vec<(&'static str, String)>,
+    /// Header lines serialised once by `header_block` and reused (cached files).
+    pub fixed: Option<Arc<[u8]>>,
     pub body: Body,
 }
 
@@ -91,6 +93,7 @@ impl Response {
             status,
             content_type: content_type.into(),
             headers: Vec::new(),
+            fixed: None,
             body,
         }
     }
@@ -165,7 +168,10 @@ pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>)
         );
     }
     for (name, value) in &response.headers {
-        let _ = write!(out, "{name}: {value}\r\n");
+        push_header(out, name, value);
+    }
+    if let Some(fixed) = &response.fixed {
+        out.extend_from_slice(fixed);
     }
     if !ctx.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -173,6 +179,22 @@ pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>)
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serialises header lines once, for responses that repeat them (see `Response::fixed`).
+pub fn header_block(headers: &[(&str, &str)]) -> Arc<[u8]> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        push_header(&mut out, name, value);
+    }
+    Arc::from(out)
 }
 
 #[cfg(test)]
@@ -193,13 +215,15 @@ mod tests {
 
     #[test]
     fn writes_the_mandatory_headers() {
-        let response = Response::new(200, TEXT_HTML, Body::Static(b"<p>hi</p>")).header("X-A", "b");
+        let mut response =
+            Response::new(200, TEXT_HTML, Body::Static(b"<p>hi</p>")).header("X-A", "b");
+        response.fixed = Some(header_block(&[("ETag", "\"1\"")]));
         assert_eq!(
             head(&response, true, Version::Http11),
             format!(
                 "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: {SERVER}\r\n\
                  Content-Length: 9\r\nContent-Type: text/html; charset=utf-8\r\n\
-                 X-Content-Type-Options: nosniff\r\nX-A: b\r\n\r\n"
+                 X-Content-Type-Options: nosniff\r\nX-A: b\r\nETag: \"1\"\r\n\r\n"
             )
         );
     }

@@ -28,8 +28,12 @@ pub enum State {
     Head,
     /// Reading the body of a routed request.
     Body(Box<PendingBody>),
-    /// A worker is producing the response.
-    Busy,
+    /// A worker is producing the response. `cache_key` is the path under which the loop may
+    /// cache the file set the response comes with.
+    Busy {
+        req: Arc<Request>,
+        cache_key: Option<String>,
+    },
     /// Writing a response.
     Sending,
     /// The write side is shut; input is read and dropped until the peer closes or time runs out.
@@ -38,7 +42,7 @@ pub enum State {
 
 /// A request waiting for its body.
 pub struct PendingBody {
-    pub req: Box<Request>,
+    pub req: Request,
     pub routed: Routed,
     pub decoder: BodyDecoder,
     pub body: Vec<u8>,
@@ -153,9 +157,8 @@ impl Conn {
             Body::Bytes(bytes) => self.output.extend_from_slice(&bytes),
             Body::Static(bytes) => self.output.extend_from_slice(bytes),
             Body::Shared(bytes) => self.output.extend_from_slice(&bytes),
-            Body::File { file, offset, len } => self.queue_file(Arc::new(file), offset, len),
+            Body::File { file, offset, len } => self.queue_file(file, offset, len),
             Body::Multipart { file, parts, tail } => {
-                let file = Arc::new(file);
                 for part in parts {
                     self.queue.push_back(Segment::Bytes {
                         data: part.head,

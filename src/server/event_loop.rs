@@ -12,9 +12,10 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::Timeouts;
+use super::cache::FileCache;
 use super::conn::{Conn, PendingBody, ReadOutcome, State};
 use super::pool::Pool;
-use crate::handlers::{App, Dispatch};
+use crate::handlers::{App, Dispatch, Routed};
 use crate::http::body::BodyDecoder;
 use crate::http::date::DateCache;
 use crate::http::request::{Framing, Parse, parse_head};
@@ -51,7 +52,10 @@ pub struct EventLoop {
     pub timeouts: Timeouts,
     pub log: AccessLog,
     conns: Slab<Conn>,
+    cache: FileCache,
     date: DateCache,
+    /// The time, read once per turn of the loop.
+    now: Instant,
     next_id: u64,
     last_sweep: Instant,
     accept_paused: bool,
@@ -76,7 +80,9 @@ impl EventLoop {
             timeouts,
             log,
             conns: Slab::new(),
+            cache: FileCache::default(),
             date: DateCache::default(),
+            now: Instant::now(),
             next_id: 0,
             last_sweep: Instant::now(),
             accept_paused: false,
@@ -100,6 +106,7 @@ impl EventLoop {
                 }
                 return Err(e);
             }
+            self.now = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -171,7 +178,7 @@ impl EventLoop {
             let next = match conn.state {
                 State::Idle | State::Head => self.step_head(key),
                 State::Body(_) => self.step_body(key),
-                State::Busy => Next::Wait,
+                State::Busy { .. } => Next::Wait,
                 State::Sending => self.step_send(key),
                 State::Draining => self.step_drain(key),
             };
@@ -233,7 +240,7 @@ impl EventLoop {
         }
     }
 
-    fn on_head(&mut self, key: usize, req: Box<Request>) -> Next {
+    fn on_head(&mut self, key: usize, req: Request) -> Next {
         let routed = match self.app.route(&req) {
             Dispatch::Answer(response) => {
                 // An unread body would be taken for the next request: close instead.
@@ -243,11 +250,8 @@ impl EventLoop {
             }
             Dispatch::Run(routed) => routed,
         };
-        let conn = &mut self.conns[key];
         let Some(decoder) = BodyDecoder::new(req.framing) else {
-            conn.state = State::Busy;
-            self.pool.run(key, conn.id, req, routed, Vec::new());
-            return Next::Wait;
+            return self.answer(key, req, routed, Vec::new());
         };
         if let Framing::Length(n) = req.framing
             && n > self.limits.max_body_bytes
@@ -256,6 +260,7 @@ impl EventLoop {
             self.respond(key, Some(&req), response, false);
             return Next::Again;
         }
+        let conn = &mut self.conns[key];
         if req.expect_continue {
             conn.output.extend_from_slice(CONTINUE);
         }
@@ -265,8 +270,34 @@ impl EventLoop {
             decoder,
             body: Vec::new(),
         }));
-        conn.deadline = Instant::now() + self.timeouts.body;
+        conn.deadline = self.now + self.timeouts.body;
         Next::Again
+    }
+
+    /// Answers a routed request: from the file cache, in the loop, when it can; otherwise on a
+    /// worker.
+    fn answer(&mut self, key: usize, req: Request, routed: Routed, body: Vec<u8>) -> Next {
+        let serves_files = self.app.serves_files(&routed);
+        if serves_files
+            && req.framing == Framing::None
+            && let Some(set) = self.cache.get(routed.path(), self.now)
+        {
+            let response = set
+                .respond(&req)
+                .unwrap_or_else(|e| self.app.error_response(&routed, e));
+            let keep_alive = req.keep_alive;
+            self.respond(key, Some(&req), response, keep_alive);
+            return Next::Again;
+        }
+        let req = Arc::new(req);
+        let conn = &mut self.conns[key];
+        let cache_key = serves_files.then(|| routed.path().to_owned());
+        conn.state = State::Busy {
+            req: Arc::clone(&req),
+            cache_key,
+        };
+        self.pool.run(key, conn.id, req, routed, body);
+        Next::Wait
     }
 
     fn step_body(&mut self, key: usize) -> Next {
@@ -274,7 +305,7 @@ impl EventLoop {
         if !conn.flushed() && conn.flush().is_err() {
             return Next::Close;
         }
-        let State::Body(mut pending) = std::mem::replace(&mut conn.state, State::Busy) else {
+        let State::Body(mut pending) = std::mem::replace(&mut conn.state, State::Draining) else {
             unreachable!("step_body runs in the Body state")
         };
         if !conn.input.is_empty() {
@@ -293,8 +324,7 @@ impl EventLoop {
                         let PendingBody {
                             req, routed, body, ..
                         } = *pending;
-                        self.pool.run(key, conn.id, req, routed, body);
-                        return Next::Wait;
+                        return self.answer(key, req, routed, body);
                     }
                 }
             }
@@ -371,18 +401,24 @@ impl EventLoop {
         conn.state = State::Sending;
     }
 
-    /// Sends the responses workers have finished.
+    /// Sends the responses workers have finished, keeping their file sets for next time.
     fn complete(&mut self) {
         let finished: Vec<_> = self.pool.finished().collect();
         for done in finished {
             let Some(conn) = self.conns.get_mut(done.key) else {
                 continue;
             };
-            if conn.id != done.conn_id || !matches!(conn.state, State::Busy) {
+            if conn.id != done.conn_id || !matches!(conn.state, State::Busy { .. }) {
                 continue;
             }
-            let keep_alive = done.req.keep_alive;
-            self.respond(done.key, Some(&done.req), done.response, keep_alive);
+            let State::Busy { req, cache_key } = std::mem::replace(&mut conn.state, State::Sending)
+            else {
+                unreachable!("checked above")
+            };
+            if let (Some(set), Some(path)) = (done.cached, cache_key) {
+                self.cache.insert(&path, set, self.now);
+            }
+            self.respond(done.key, Some(&req), done.response, req.keep_alive);
             self.drive(done.key);
         }
     }
@@ -394,7 +430,7 @@ impl EventLoop {
         let mut expired = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
             let deadline = match conn.state {
-                State::Busy => continue,
+                State::Busy { .. } => continue,
                 State::Sending => conn.last_active + self.timeouts.send,
                 _ => conn.deadline,
             };

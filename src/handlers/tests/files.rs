@@ -293,3 +293,29 @@ md = "text/markdown; charset=utf-8"
         (404, "application/json")
     );
 }
+
+#[test]
+fn a_file_set_answers_again_until_its_file_changes() {
+    let site = site("set-reuse");
+    let req = request("GET /digits HTTP/1.1\r\nHost: t\r\n\r\n");
+    let Dispatch::Run(routed) = site.app.route(&req) else {
+        panic!()
+    };
+    let (first, set) = handle(&site.app, &req, &routed, b"");
+    let set = set.expect("a file route comes with its set");
+    assert!(set.is_current());
+    assert_eq!(set.memory(), 1000);
+    let again = set.respond(&req).unwrap();
+    assert_eq!(body_bytes(again.body), body_bytes(first.body));
+    // Same length, new content: the modification time (or inode) tells.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(site.dir.join("site/digits.txt"), "9876543210".repeat(100)).unwrap();
+    assert!(!set.is_current());
+    // A variant appearing beside the file also makes the set stale.
+    std::fs::write(site.dir.join("site/digits.txt.gz"), "gz").unwrap();
+    let (_, set) = handle(&site.app, &req, &routed, b"");
+    let set = set.unwrap();
+    assert!(set.is_current());
+    std::fs::remove_file(site.dir.join("site/digits.txt.gz")).unwrap();
+    assert!(!set.is_current());
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::*;
 use crate::actions::{JsonlStore, SyncMode};
 use crate::config::{Config, Overrides};
+use crate::handlers::file::FileSet;
 use crate::http::Body;
 use crate::http::request::{Parse, parse_head};
 
@@ -86,7 +87,7 @@ action = "get_user"
     Site { dir, app }
 }
 
-fn request(raw: &str) -> Box<Request> {
+fn request(raw: &str) -> Request {
     match parse_head(raw.as_bytes(), &Default::default()) {
         Ok(Parse::Complete(req, _)) => req,
         other => panic!("{raw:?} gave {other:?}"),
@@ -105,11 +106,29 @@ fn exchange(
     let req = request(&raw);
     let mut response = match app.route(&req) {
         Dispatch::Answer(r) => r,
-        Dispatch::Run(routed) => app.handle(&req, &routed, body.as_bytes()),
+        Dispatch::Run(routed) => handle(app, &req, &routed, body.as_bytes()).0,
     };
     let bytes = body_bytes(std::mem::replace(&mut response.body, Body::Empty));
     response.body = Body::Bytes(bytes.clone());
     (response, bytes)
+}
+
+/// Runs `App::handle` and waits for its reply (which may come from the store's committer).
+fn handle(
+    app: &App,
+    req: &Request,
+    routed: &Routed,
+    body: &[u8],
+) -> (Response, Option<Arc<FileSet>>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    app.handle(
+        req,
+        routed,
+        body,
+        Reply::new(move |r, set| tx.send((r, set)).unwrap()),
+    );
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a reply")
 }
 
 /// Every byte a body would put on the wire.
@@ -137,12 +156,20 @@ fn body_bytes(body: Body) -> Vec<u8> {
     }
 }
 
+/// A header from `headers` or from the serialised `fixed` block.
 fn header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {
-    response
-        .headers
-        .iter()
+    let listed = response.headers.iter().map(|(n, v)| (*n, v.as_str()));
+    let fixed = response
+        .fixed
+        .as_deref()
+        .map(|b| std::str::from_utf8(b).unwrap())
+        .unwrap_or("")
+        .split("\r\n")
+        .filter_map(|line| line.split_once(": "));
+    listed
+        .chain(fixed)
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v)
 }
 
 #[test]
@@ -287,4 +314,16 @@ fn create_user_validates_stores_and_answers_201() {
     let (response, bytes) = exchange(&site.app, "GET", "/users/2", "", "");
     assert_eq!(response.status, 200);
     assert!(String::from_utf8_lossy(&bytes).contains("\"Nombre\":\"Bo\""));
+}
+
+#[test]
+fn a_reply_dropped_unsent_answers_500() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reply = Reply::new(move |r, _| tx.send(r.status).unwrap());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _reply = reply;
+        panic!("a handler bug");
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(rx.try_recv(), Ok(500));
 }
