@@ -1,5 +1,5 @@
-//! Calendar formatting for timestamps tws writes itself: RFC 3339 (user records), the Common Log
-//! Format clock (access log) and listing dates. HTTP dates use the `httpdate` crate.
+//! Calendar formatting for timestamps tws writes itself: RFC 3339 (user records, JSON logs and
+//! listings) and the Common Log Format clock. HTTP dates use the `httpdate` crate.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,14 +67,6 @@ impl Civil {
             self.hour,
             self.minute,
             self.second
-        )
-    }
-
-    /// `2026-11-25 14:18`, for directory listings.
-    pub fn short(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute
         )
     }
 }

@@ -46,7 +46,7 @@ pub fn serve(
         return open(&index).map(Served::File);
     }
     if spec.listing {
-        listing::render(req, &target, path, spec.exposure).map(Served::Other)
+        listing::render(req, &spec.folder, rest, path, spec.exposure).map(Served::Other)
     } else {
         Err(HttpError::NotFound)
     }

@@ -1,6 +1,7 @@
 //! Folder listings as HTML: sorted entries with size and time, every name escaped for HTML and
 //! percent-encoded in links.
 
+use std::fmt::Write;
 use std::path::Path;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -26,8 +27,7 @@ pub fn encode_path(path: &str) -> String {
 }
 
 /// Escapes text for HTML content and attribute values; control characters become U+FFFD.
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -39,7 +39,6 @@ pub fn html_escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 struct Entry {
@@ -49,15 +48,17 @@ struct Entry {
     modified: Option<std::time::SystemTime>,
 }
 
-/// Renders the listing of `folder`, reached at URL `path` (which ends in '/'): HTML, or JSON
-/// when the client asks for `application/json` and not for HTML.
+/// Renders the listing of the folder `rest` (relative, empty or ending in '/') inside the
+/// canonical `root`, reached at URL `path` (which ends in '/'): HTML, or JSON when the client
+/// asks for `application/json` and not for HTML.
 pub fn render(
     req: &Request,
-    folder: &Path,
+    root: &Path,
+    rest: &str,
     path: &str,
     exposure: Exposure,
 ) -> Result<Response, HttpError> {
-    let entries = read_entries(folder, exposure)?;
+    let entries = read_entries(root, rest, exposure)?;
     let accept = req.header_str("accept").unwrap_or("");
     let json = accept.contains("application/json") && !accept.contains("text/html");
     let response = if json {
@@ -83,19 +84,24 @@ pub fn render(
     Ok(response.header("Vary", "Accept"))
 }
 
-/// The visible entries of a folder: folders first, then by name.
-fn read_entries(folder: &Path, exposure: Exposure) -> Result<Vec<Entry>, HttpError> {
-    let reader = std::fs::read_dir(folder).map_err(|_| HttpError::NotFound)?;
+/// The entries a request could reach: folders first, then by name. One stat per entry; a
+/// symlink is followed (and kept) only when the exposure rules would serve it.
+fn read_entries(root: &Path, rest: &str, exposure: Exposure) -> Result<Vec<Entry>, HttpError> {
+    let folder = resolve_in(root, rest, exposure)?;
+    let reader = std::fs::read_dir(&folder).map_err(|_| HttpError::NotFound)?;
     let mut entries: Vec<Entry> = reader
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            if name.starts_with('.') && !exposure.dotfiles {
+            if (name.starts_with('.') && !exposure.dotfiles) || name.contains('\\') {
                 return None;
             }
-            // Only what a request could reach: the same containment rules as serving.
-            let real = resolve_in(folder, &name, exposure).ok()?;
-            let meta = std::fs::metadata(real).ok()?;
+            let meta = if e.file_type().ok()?.is_symlink() {
+                let real = resolve_in(root, &format!("{rest}{name}"), exposure).ok()?;
+                std::fs::metadata(real).ok()?
+            } else {
+                e.metadata().ok()?
+            };
             Some(Entry {
                 name,
                 is_dir: meta.is_dir(),
@@ -104,13 +110,16 @@ fn read_entries(folder: &Path, exposure: Exposure) -> Result<Vec<Entry>, HttpErr
             })
         })
         .collect();
-    entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+    entries.sort_unstable_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
     Ok(entries)
 }
 
 fn html(entries: &[Entry], path: &str) -> String {
-    let title = html_escape(path);
-    let mut html = format!(
+    let mut html = String::with_capacity(512 + entries.len() * 160);
+    let mut title = String::new();
+    escape_into(&mut title, path);
+    let _ = write!(
+        html,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>Index of {title}</title>\n\
@@ -124,19 +133,25 @@ fn html(entries: &[Entry], path: &str) -> String {
     for entry in entries {
         let slash = if entry.is_dir { "/" } else { "" };
         let href = utf8_percent_encode(&entry.name, COMPONENT);
-        let size = if entry.is_dir {
-            "-".to_owned()
+        let _ = write!(html, "<tr><td><a href=\"./{href}{slash}\">");
+        escape_into(&mut html, &entry.name);
+        html.push_str(slash);
+        html.push_str("</a></td><td class=\"n\">");
+        if entry.is_dir {
+            html.push('-');
         } else {
-            entry.size.to_string()
-        };
-        let modified = entry
-            .modified
-            .map(|t| Civil::from_system(t).short())
-            .unwrap_or_default();
-        html.push_str(&format!(
-            "<tr><td><a href=\"./{href}{slash}\">{}{slash}</a></td><td class=\"n\">{size}</td><td>{modified}</td></tr>\n",
-            html_escape(&entry.name)
-        ));
+            let _ = write!(html, "{}", entry.size);
+        }
+        html.push_str("</td><td>");
+        if let Some(t) = entry.modified {
+            let c = Civil::from_system(t);
+            let _ = write!(
+                html,
+                "{:04}-{:02}-{:02} {:02}:{:02}",
+                c.year, c.month, c.day, c.hour, c.minute
+            );
+        }
+        html.push_str("</td></tr>\n");
     }
     html.push_str("</table>\n</body>\n</html>\n");
     html
@@ -145,6 +160,12 @@ fn html(entries: &[Entry], path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn html_escape(text: &str) -> String {
+        let mut out = String::new();
+        escape_into(&mut out, text);
+        out
+    }
 
     #[test]
     fn escapes_hostile_names() {

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -17,8 +17,20 @@ use crate::http::{Body, Request};
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;
-/// Largest count handed to one sendfile call.
-const SENDFILE_CHUNK: u64 = 1 << 20;
+/// Most file bytes sent to one connection per turn of the loop, so that one fast reader of a
+/// large file cannot starve the others.
+const SEND_BUDGET: u64 = 1 << 20;
+
+/// How far a flush got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued was sent.
+    All,
+    /// The socket is full: wait for it to become writable.
+    Blocked,
+    /// The turn's budget is spent but the socket would take more: come back next turn.
+    Yielded,
+}
 
 /// Where a connection is in its request/response cycle.
 pub enum State {
@@ -122,11 +134,20 @@ impl Conn {
         if room == 0 {
             return Ok(ReadOutcome::WouldBlock);
         }
-        let start = self.input.len();
-        self.input.resize(start + room, 0);
-        let result = self.sock.read(&mut self.input[start..]);
-        let n = *result.as_ref().unwrap_or(&0);
-        self.input.truncate(start + n);
+        self.input.reserve(room);
+        let spare = self.input.spare_capacity_mut();
+        // SAFETY: `spare` has room for at least `room` bytes; recv writes at most that many and
+        // reports how many, and only those are then counted as initialised.
+        let n = unsafe { libc::recv(self.sock.as_raw_fd(), spare.as_mut_ptr().cast(), room, 0) };
+        let result = if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
+        if let Ok(n) = result {
+            // SAFETY: see above; the first `n` spare bytes were written by recv.
+            unsafe { self.input.set_len(self.input.len() + n) };
+        }
         match result {
             Ok(0) => {
                 self.peer_closed = true;
@@ -181,34 +202,42 @@ impl Conn {
         }
     }
 
-    /// Writes what it can. `Ok(true)` once everything queued has been sent.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        if !write_from(
-            &mut self.sock,
-            &self.output,
-            &mut self.out_pos,
-            &mut self.last_active,
-        )? {
-            return Ok(false);
+    /// Writes what it can this turn.
+    pub fn flush(&mut self) -> io::Result<Flushed> {
+        // When file data follows the head, let the kernel hold the head back and fill whole
+        // segments (MSG_MORE) instead of sending it alone.
+        let more = !self.queue.is_empty();
+        let (sock, output) = (&self.sock, &self.output);
+        if !write_from(sock, output, &mut self.out_pos, more, &mut self.last_active)? {
+            return Ok(Flushed::Blocked);
         }
         self.output.clear();
         self.out_pos = 0;
-        while let Some(segment) = self.queue.front_mut() {
+        let mut budget = SEND_BUDGET;
+        while !self.queue.is_empty() {
+            let more = self.queue.len() > 1;
+            let Some(segment) = self.queue.front_mut() else {
+                break;
+            };
             let done = match segment {
                 Segment::Bytes { data, pos } => {
-                    write_from(&mut self.sock, data, pos, &mut self.last_active)?
+                    write_from(&self.sock, data, pos, more, &mut self.last_active)?
                 }
                 Segment::File {
                     file,
                     offset,
                     remaining,
                 } => loop {
-                    let count = (*remaining).min(SENDFILE_CHUNK);
+                    if budget == 0 {
+                        return Ok(Flushed::Yielded);
+                    }
+                    let count = (*remaining).min(budget);
                     match sendfile(&self.sock, file, offset, count) {
                         // The file shrank under us: the promised length can no longer be met.
                         Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                         Ok(n) => {
                             *remaining -= n as u64;
+                            budget -= n as u64;
                             self.last_active = Instant::now();
                             if *remaining == 0 {
                                 break true;
@@ -221,11 +250,11 @@ impl Conn {
                 },
             };
             if !done {
-                return Ok(false);
+                return Ok(Flushed::Blocked);
             }
             self.queue.pop_front();
         }
-        Ok(true)
+        Ok(Flushed::All)
     }
 
     /// True when nothing is queued for writing.
@@ -246,14 +275,25 @@ impl Conn {
 }
 
 /// Writes `data[*pos..]`; `Ok(true)` once all of it is written, `Ok(false)` on WouldBlock.
+/// `more` tells the kernel that more data follows at once (MSG_MORE).
 fn write_from(
-    sock: &mut TcpStream,
+    sock: &TcpStream,
     data: &[u8],
     pos: &mut usize,
+    more: bool,
     last_active: &mut Instant,
 ) -> io::Result<bool> {
+    let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
     while *pos < data.len() {
-        match sock.write(&data[*pos..]) {
+        let rest = &data[*pos..];
+        // SAFETY: `rest` is a valid, initialised buffer for the duration of the call.
+        let n = unsafe { libc::send(sock.as_raw_fd(), rest.as_ptr().cast(), rest.len(), flags) };
+        let result = if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
+        match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 *pos += n;

@@ -2,6 +2,7 @@
 //! and bodies, hands routed requests to the worker pool, and writes responses as sockets allow.
 //! An idle or slow client costs a slab entry, never a worker.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::Shutdown;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use slab::Slab;
 
 use super::Timeouts;
 use super::cache::FileCache;
-use super::conn::{Conn, PendingBody, ReadOutcome, State};
+use super::conn::{Conn, Flushed, PendingBody, ReadOutcome, State};
 use super::pool::Pool;
 use crate::handlers::{App, Dispatch, Routed};
 use crate::http::body::BodyDecoder;
@@ -53,6 +54,8 @@ pub struct EventLoop {
     pub log: AccessLog,
     conns: Slab<Conn>,
     cache: FileCache,
+    /// Connections that yielded with more to send, served again after the next poll.
+    ready: VecDeque<usize>,
     date: DateCache,
     /// The time, read once per turn of the loop.
     now: Instant,
@@ -81,6 +84,7 @@ impl EventLoop {
             log,
             conns: Slab::new(),
             cache: FileCache::default(),
+            ready: VecDeque::new(),
             date: DateCache::default(),
             now: Instant::now(),
             next_id: 0,
@@ -95,7 +99,9 @@ impl EventLoop {
             .register(&mut self.listener, LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.accept_paused {
+            let timeout = if !self.ready.is_empty() {
+                Duration::ZERO
+            } else if self.accept_paused {
                 ACCEPT_RETRY
             } else {
                 SWEEP_EVERY
@@ -123,6 +129,11 @@ impl EventLoop {
             }
             if self.accept_paused {
                 self.accept();
+            }
+            for _ in 0..self.ready.len() {
+                if let Some(key) = self.ready.pop_front() {
+                    self.drive(key);
+                }
             }
             self.complete();
             if self.last_sweep.elapsed() >= SWEEP_EVERY {
@@ -348,19 +359,25 @@ impl EventLoop {
         let conn = &mut self.conns[key];
         match conn.flush() {
             Err(_) => Next::Close,
-            Ok(false) => Next::Wait,
-            Ok(true) if conn.keep_alive && !(conn.peer_closed && conn.input.is_empty()) => {
+            Ok(Flushed::Blocked) => Next::Wait,
+            Ok(Flushed::Yielded) => {
+                self.ready.push_back(key);
+                Next::Wait
+            }
+            Ok(Flushed::All) if conn.keep_alive && !(conn.peer_closed && conn.input.is_empty()) => {
                 conn.state = State::Idle;
                 conn.deadline = Instant::now() + self.timeouts.idle;
                 Next::Again
             }
-            Ok(true) if conn.peer_closed => Next::Close,
-            Ok(true) => {
+            Ok(Flushed::All) if conn.peer_closed => Next::Close,
+            // Nothing unread is known: a plain close cannot reset the answer away.
+            Ok(Flushed::All) if conn.input.is_empty() && !conn.readable => Next::Close,
+            Ok(Flushed::All) => {
                 // Lingering close: stop writing, but keep reading for a moment so that unread
                 // request bytes do not turn our close into a reset that destroys the response.
                 let _ = conn.sock.shutdown(Shutdown::Write);
                 conn.state = State::Draining;
-                conn.deadline = Instant::now() + self.timeouts.linger;
+                conn.deadline = self.now + self.timeouts.linger;
                 Next::Again
             }
         }
