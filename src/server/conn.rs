@@ -15,6 +15,8 @@ use crate::handlers::Routed;
 use crate::http::body::BodyDecoder;
 use crate::http::{Body, Request};
 
+/// Buffers larger than this are given back once emptied rather than kept for the next request.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Most file bytes sent to one connection per turn of the loop, so that one fast reader of a
@@ -213,6 +215,10 @@ impl Conn {
         }
         self.output.clear();
         self.out_pos = 0;
+        if self.output.capacity() > KEEP_BUFFER_BYTES {
+            // A large answer (a listing) went out: do not keep its buffer for small ones.
+            self.output = Vec::new();
+        }
         let mut budget = SEND_BUDGET;
         while !self.queue.is_empty() {
             let more = self.queue.len() > 1;

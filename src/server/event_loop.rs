@@ -161,8 +161,12 @@ impl EventLoop {
                         continue;
                     }
                     let deadline = Instant::now() + self.timeouts.idle;
+                    let key = entry.key();
                     entry.insert(Conn::new(self.next_id, sock, peer, deadline));
                     self.next_id += 1;
+                    // The request usually arrives with the handshake: read it now rather than
+                    // after another trip through epoll.
+                    self.drive(key);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
@@ -366,7 +370,7 @@ impl EventLoop {
             }
             Ok(Flushed::All) if conn.keep_alive && !(conn.peer_closed && conn.input.is_empty()) => {
                 conn.state = State::Idle;
-                conn.deadline = Instant::now() + self.timeouts.idle;
+                conn.deadline = self.now + self.timeouts.idle;
                 Next::Again
             }
             Ok(Flushed::All) if conn.peer_closed => Next::Close,
