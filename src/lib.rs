@@ -55,12 +55,14 @@ pub fn run(cli: &Cli) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "tws {} serving {} routes at http://{}/ (root {}, data {})",
+        "tws {} serving {} routes at http://{}/ (root {}, data {}, up to {} connections; open file limit {})",
         env!("CARGO_PKG_VERSION"),
         config.routes.len(),
         server.local_addr(),
         config.server.root.display(),
         config.server.data.display(),
+        server.max_connections(),
+        server.fd_limit(),
     );
     let _ = out.flush();
     drop(out);

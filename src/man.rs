@@ -43,6 +43,29 @@ Most header fields (at most 256); beyond it, 431.
 .TP
 \fBmax_body_bytes\fR = 1048576
 Largest request body; beyond it, 413.
+.TP
+\fBmax_connections\fR = 10000
+Most connections open at once (default: what the open file limit allows, raised to its hard limit at startup); past it, a 503 and a close.
+.TP
+\fBmin_send_rate\fR = 1024
+A response read slower than this many bytes per second, averaged over the send timeout, is cut off; 0 turns the check off.
+.SS "[server.timeouts]"
+In seconds; fractions allowed.
+.TP
+\fBheader\fR = 10
+From the connection (or a later request's first byte) to the end of the request head; then 408.
+.TP
+\fBbody\fR = 30
+To receive a whole request body; then 408.
+.TP
+\fBidle\fR = 60
+A keep-alive connection waiting for its next request.
+.TP
+\fBsend\fR = 30
+Without progress while sending a response.
+.TP
+\fBshutdown_grace\fR = 30
+After SIGTERM or SIGINT, how long requests in flight may take to finish.
 .SS "[[route]]"
 Each route has a \fBpath\fR and exactly one of \fBfile\fR, \fBpage\fR, \fBdir\fR or \fBaction\fR.
 .TP
@@ -99,6 +122,9 @@ download = true
 path = "/createUser"
 action = "create_user"
 .fi
+.SH "SIGNALS"
+SIGTERM or SIGINT stops tws gracefully: it stops accepting, closes idle connections, lets requests in flight finish (up to \fBshutdown_grace\fR), flushes the user store and exits 0.
+A second signal exits at once (status 130).
 .SH "EXIT STATUS"
 0 when the server stops normally or \fB--check\fR finds no problem;
 1 on a startup error (bad routes file, missing file, port in use), printed as one line;

@@ -11,8 +11,9 @@ fn server(name: &str) -> Server {
     Server::bundled(&scratch(name))
 }
 
+/// RFC 9112 framing and syntax: each case's status, and whether the connection then closes.
 #[test]
-fn malformed_and_refused_requests_get_the_right_status_and_a_reason() {
+fn framing_and_syntax_table() {
     let server = server("proto-status");
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
     let big_head = format!(
@@ -46,6 +47,25 @@ fn malformed_and_refused_requests_get_the_right_status_and_a_reason() {
         ("POST /createUser HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".into(), 400, true),
         ("POST /createUser HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".into(), 501, true),
         ("GET / HTTP/1.1\r\nHost: t\r\nExpect: coffee\r\n\r\n".into(), 417, true),
+        // RFC 9112 framing and syntax, case by case.
+        ("POST /createUser HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 4\r\n\r\nabcd".into(), 400, true),
+        ("POST /createUser HTTP/1.1\r\nHost: t\r\nContent-Length: 15, 15\r\nContent-Type: application/json\r\n\r\n{\"Nombre\":\"Cl\"}".into(), 201, false),
+        ("POST /createUser HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n10000000000000000\r\n".into(), 400, true),
+        ("POST /createUser HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n3\r\nabcXY0\r\n\r\n".into(), 400, true),
+        ("POST /createUser HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n3\nabc\r\n0\r\n\r\n".into(), 400, true),
+        ("GET /style.css HTTP/1.1\nHost: t\n\n".into(), 200, false),
+        ("GET /style.css HTTP/1.1\rHost: t\r\n\r\n".into(), 400, true),
+        ("GET /style.css HTTP/1.1\r\nHost: t\r\nX-A: b\rc\r\n\r\n".into(), 400, true),
+        ("GET /style.css HTTP/1.1\r\nHost: t\r\nX-A: b\r\n\tfolded\r\n\r\n".into(), 400, true),
+        ("GET /style.css HTTP/1.1\r\nHost\t: t\r\n\r\n".into(), 400, true),
+        ("GET /style.css HTTP/1.1\r\nHo(st: t\r\n\r\n".into(), 400, true),
+        ("GET /style.css HTTP/1.1\r\nHost: t\r\nX-A: \u{1}\r\n\r\n".into(), 400, true),
+        ("GET /style.css HTTP/1.1\r\nHost: t\r\nX-\0: a\r\n\r\n".into(), 400, true),
+        ("GET /sty\0le.css HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, true),
+        ("GET http://t/style.css HTTP/1.1\r\nHost: t\r\n\r\n".into(), 200, false),
+        ("GET t:80 HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, true),
+        ("CONNECT t:443 HTTP/1.1\r\nHost: t\r\n\r\n".into(), 501, true),
+        ("GET /style.css HTTP/1.0\r\n\r\n".into(), 200, true),
     ];
     for (request, status, closes) in cases {
         let mut stream = server.connect();

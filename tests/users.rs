@@ -151,3 +151,80 @@ fn bad_input_gets_a_json_error_with_the_right_status() {
     let _ = response.body_mut().read_to_vec();
     assert!(users(&agent, &server).is_empty());
 }
+
+#[test]
+fn every_acknowledged_user_survives_a_kill_during_concurrent_creates() {
+    const CLIENTS: usize = 8;
+    let data = scratch("users-crash");
+    let server = Server::bundled(&data);
+    let url = server.url("/createUser");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (url, stop) = (url.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let agent = client();
+                let mut acknowledged = Vec::new();
+                for i in 0..100_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let sent = agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(format!("{{\"Nombre\": \"crash {c}-{i}\"}}"));
+                    // Once the server is killed, requests fail: only 201s count.
+                    let Ok(mut response) = sent else { break };
+                    if response.status().as_u16() != 201 {
+                        break;
+                    }
+                    let Ok(body) = response.body_mut().read_to_vec() else {
+                        break;
+                    };
+                    let user: Value = serde_json::from_slice(&body).unwrap();
+                    acknowledged.push(user["id"].as_u64().unwrap());
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    // Let creates pile up, then kill the server mid-stream.
+    let started = std::time::Instant::now();
+    while server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("POST /createUser"))
+        .count()
+        < 300
+    {
+        assert!(
+            started.elapsed() < common::WAIT,
+            "creates are not being served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    server.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged: HashSet<u64> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        acknowledged.len() >= 300 - CLIENTS * 2,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
+
+    let server = Server::bundled(&data);
+    let stored: HashSet<u64> = users(&client(), &server)
+        .iter()
+        .map(|u| u["id"].as_u64().unwrap())
+        .collect();
+    let lost: Vec<&u64> = acknowledged.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged users lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::http::conditional::{self, Precondition, Validators};
 use crate::http::encoding::{self, Coding};
 use crate::http::range::{self, Ranges};
-use crate::http::response::{Body, Part, Response, header_block};
+use crate::http::response::{Body, Content, Part, Response, header_block};
 use crate::http::{HttpError, Method, Request};
 use crate::path::{Exposure, resolve_in};
 
@@ -105,11 +105,10 @@ struct Representation {
     /// Canonical path, stat'ed on revalidation (following symlinks, as when opened).
     path: PathBuf,
     stamp: Stamp,
-    file: Arc<File>,
+    /// The bytes (small files) or the open file.
+    content: Content,
     len: u64,
     validators: Validators,
-    /// The whole content, for small files.
-    bytes: Option<Arc<[u8]>>,
     /// Header lines of a 200 or 206, and of a 304.
     fixed: Arc<[u8]>,
     fixed_not_modified: Arc<[u8]>,
@@ -180,8 +179,19 @@ impl FileSet {
     pub fn memory(&self) -> usize {
         self.reps
             .iter()
-            .map(|r| r.bytes.as_ref().map_or(0, |b| b.len()))
+            .map(|r| match &r.content {
+                Content::Memory(b) => b.len(),
+                Content::File(_) => 0,
+            })
             .sum()
+    }
+
+    /// Files held open.
+    pub fn open_files(&self) -> usize {
+        self.reps
+            .iter()
+            .filter(|r| matches!(r.content, Content::File(_)))
+            .count()
     }
 
     /// Answers a request from the set: no I/O.
@@ -215,23 +225,21 @@ impl FileSet {
         } else {
             Ranges::Full
         };
+        let content = rep.content.clone();
         let mut response = match ranges {
             Ranges::Full => {
-                let body = match &rep.bytes {
-                    Some(bytes) => Body::Shared(Arc::clone(bytes)),
-                    None => Body::File {
-                        file: Arc::clone(&rep.file),
-                        offset: 0,
-                        len,
-                    },
+                let body = Body::Content {
+                    content,
+                    offset: 0,
+                    len,
                 };
                 Response::new(200, self.content_type.clone(), body)
             }
             Ranges::Unsatisfiable => return Err(HttpError::RangeNotSatisfiable(len)),
             Ranges::Partial(parts) if parts.len() == 1 => {
                 let (first, last) = parts[0];
-                let body = Body::File {
-                    file: Arc::clone(&rep.file),
+                let body = Body::Content {
+                    content,
                     offset: first,
                     len: last - first + 1,
                 };
@@ -239,7 +247,7 @@ impl FileSet {
                     .header("Content-Range", format!("bytes {first}-{last}/{len}"))
             }
             Ranges::Partial(parts) => multipart(
-                Arc::clone(&rep.file),
+                content,
                 &parts,
                 len,
                 &self.content_type,
@@ -269,20 +277,21 @@ impl Representation {
         let len = meta.len();
         let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
         let validators = Validators::for_file(meta.ino(), len, modified);
-        let bytes = if len <= SMALL_FILE_BYTES {
-            let mut content = Vec::with_capacity(len as usize);
+        let content = if len <= SMALL_FILE_BYTES {
+            let mut bytes = Vec::with_capacity(len as usize);
             (&mut file)
                 .take(len)
-                .read_to_end(&mut content)
+                .read_to_end(&mut bytes)
                 .map_err(|_| HttpError::NotFound)?;
-            if content.len() as u64 != len {
+            if bytes.len() as u64 != len {
                 return Err(HttpError::ServiceUnavailable(
                     "file changed while being read",
                 ));
             }
-            Some(Arc::from(content))
+            // Small files are served from memory; their descriptor is closed.
+            Content::Memory(Arc::from(bytes))
         } else {
-            None
+            Content::File(Arc::new(file))
         };
         let last_modified = validators.last_modified();
         let mut common: Vec<(&str, &str)> = vec![
@@ -309,10 +318,9 @@ impl Representation {
             coding,
             stamp: Stamp::of(&meta),
             path,
-            file: Arc::new(file),
+            content,
             len,
             validators,
-            bytes,
             fixed,
             fixed_not_modified,
         })
@@ -321,7 +329,7 @@ impl Representation {
 
 /// A multipart/byteranges body (RFC 9110 section 14.6) for several ranges of one file.
 fn multipart(
-    file: Arc<File>,
+    content: Content,
     ranges: &[(u64, u64)],
     len: u64,
     content_type: &str,
@@ -341,7 +349,15 @@ fn multipart(
         .collect();
     let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
     let media = format!("multipart/byteranges; boundary={boundary}");
-    Response::new(206, media, Body::Multipart { file, parts, tail })
+    Response::new(
+        206,
+        media,
+        Body::Multipart {
+            content,
+            parts,
+            tail,
+        },
+    )
 }
 
 /// A boundary no file byte sequence is likely to contain: the tag's hash, salted per process.

@@ -213,7 +213,7 @@ impl App {
             && let Some(page) = self.error_pages.get(&response.status)
         {
             response.content_type = TEXT_HTML.into();
-            response.body = Body::Shared(Arc::clone(page));
+            response.body = Body::shared(Arc::clone(page));
         }
         response
     }

@@ -21,19 +21,28 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     Static(&'static [u8]),
-    Shared(Arc<[u8]>),
-    /// A byte range of an open file, streamed by the connection without reading it into memory.
-    File {
-        file: Arc<File>,
+    /// A byte range of shared content: streamed from an open file, or copied from memory.
+    Content {
+        content: Content,
         offset: u64,
         len: u64,
     },
-    /// `multipart/byteranges`: each part's header block then its range of the file, then `tail`.
+    /// `multipart/byteranges`: each part's header block then its range of the content, then
+    /// `tail`.
     Multipart {
-        file: Arc<File>,
+        content: Content,
         parts: Vec<Part>,
         tail: Vec<u8>,
     },
+}
+
+/// Content shared between responses (and with a cache).
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Bytes held in memory.
+    Memory(Arc<[u8]>),
+    /// An open file, sent with sendfile.
+    File(Arc<File>),
 }
 
 /// One part of a multipart/byteranges body.
@@ -45,13 +54,22 @@ pub struct Part {
 }
 
 impl Body {
+    /// All of some bytes held in memory.
+    pub fn shared(bytes: Arc<[u8]>) -> Body {
+        let len = bytes.len() as u64;
+        Body::Content {
+            content: Content::Memory(bytes),
+            offset: 0,
+            len,
+        }
+    }
+
     pub fn len(&self) -> u64 {
         match self {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
             Body::Static(b) => b.len() as u64,
-            Body::Shared(b) => b.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::Content { len, .. } => *len,
             Body::Multipart { parts, tail, .. } => {
                 let parts: u64 = parts.iter().map(|p| p.head.len() as u64 + p.len).sum();
                 parts + tail.len() as u64

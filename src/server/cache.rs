@@ -11,10 +11,12 @@ use crate::handlers::file::FileSet;
 
 /// How stale an entry may be before its next use checks the disk.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
-/// Most entries per loop (each holds an open file per representation).
+/// Most entries per loop.
 pub const MAX_ENTRIES: usize = 1024;
 /// Most file content held in memory per loop.
 pub const MAX_BYTES: usize = 8 << 20;
+/// Most files (larger than `file::SMALL_FILE_BYTES`) held open per loop.
+pub const MAX_OPEN_FILES: usize = 256;
 
 struct Entry {
     set: Arc<FileSet>,
@@ -25,6 +27,7 @@ struct Entry {
 pub struct FileCache {
     entries: HashMap<Box<str>, Entry>,
     bytes: usize,
+    open_files: usize,
 }
 
 impl FileCache {
@@ -42,18 +45,22 @@ impl FileCache {
     }
 
     pub fn insert(&mut self, path: &str, set: Arc<FileSet>, now: Instant) {
-        let size = set.memory();
+        let (size, files) = (set.memory(), set.open_files());
         if size > MAX_BYTES / 8 {
             return;
         }
         self.remove(path);
-        while self.entries.len() >= MAX_ENTRIES || self.bytes + size > MAX_BYTES {
+        while self.entries.len() >= MAX_ENTRIES
+            || self.bytes + size > MAX_BYTES
+            || self.open_files + files > MAX_OPEN_FILES
+        {
             let Some(victim) = self.entries.keys().next().cloned() else {
                 break;
             };
             self.remove(&victim);
         }
         self.bytes += size;
+        self.open_files += files;
         self.entries
             .insert(path.into(), Entry { set, checked: now });
     }
@@ -61,6 +68,7 @@ impl FileCache {
     fn remove(&mut self, path: &str) {
         if let Some(old) = self.entries.remove(path) {
             self.bytes -= old.set.memory();
+            self.open_files -= old.set.open_files();
         }
     }
 }

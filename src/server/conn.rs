@@ -13,6 +13,7 @@ use mio::net::TcpStream;
 
 use crate::handlers::Routed;
 use crate::http::body::BodyDecoder;
+use crate::http::response::Content;
 use crate::http::{Body, Request};
 
 /// Buffers larger than this are given back once emptied rather than kept for the next request.
@@ -96,8 +97,14 @@ pub struct Conn {
     pub keep_alive: bool,
     /// When the current state times out.
     pub deadline: Instant,
-    /// When the connection last made progress (used to release idle buffers).
+    /// When the connection last made progress (reading or writing).
     pub last_active: Instant,
+    /// No response has been sent yet.
+    pub first_request: bool,
+    /// Response bytes written so far, and at the start of the current send-rate window.
+    pub sent: u64,
+    pub window_sent: u64,
+    pub window_start: Instant,
 }
 
 /// The outcome of a read.
@@ -109,7 +116,13 @@ pub enum ReadOutcome {
 }
 
 impl Conn {
-    pub fn new(id: u64, sock: TcpStream, peer: SocketAddr, deadline: Instant) -> Conn {
+    pub fn new(
+        id: u64,
+        sock: TcpStream,
+        peer: SocketAddr,
+        deadline: Instant,
+        now: Instant,
+    ) -> Conn {
         Conn {
             id,
             sock,
@@ -123,7 +136,11 @@ impl Conn {
             peer_closed: false,
             keep_alive: true,
             deadline,
-            last_active: Instant::now(),
+            last_active: now,
+            first_request: true,
+            sent: 0,
+            window_sent: 0,
+            window_start: now,
         }
     }
 
@@ -161,7 +178,6 @@ impl Conn {
                 if n < room {
                     self.readable = false;
                 }
-                self.last_active = Instant::now();
                 Ok(ReadOutcome::Data)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -179,17 +195,43 @@ impl Conn {
             Body::Empty => {}
             Body::Bytes(bytes) => self.output.extend_from_slice(&bytes),
             Body::Static(bytes) => self.output.extend_from_slice(bytes),
-            Body::Shared(bytes) => self.output.extend_from_slice(&bytes),
-            Body::File { file, offset, len } => self.queue_file(file, offset, len),
-            Body::Multipart { file, parts, tail } => {
+            Body::Content {
+                content,
+                offset,
+                len,
+            } => self.queue_content(content, offset, len),
+            Body::Multipart {
+                content,
+                parts,
+                tail,
+            } => {
                 for part in parts {
                     self.queue.push_back(Segment::Bytes {
                         data: part.head,
                         pos: 0,
                     });
-                    self.queue_file(Arc::clone(&file), part.offset, part.len);
+                    self.queue_content(content.clone(), part.offset, part.len);
                 }
                 self.queue.push_back(Segment::Bytes { data: tail, pos: 0 });
+            }
+        }
+    }
+
+    /// Queues a range of content: file ranges go out with sendfile, memory is copied. Bytes
+    /// follow whatever is already queued, so they join `output` only while the queue is empty.
+    fn queue_content(&mut self, content: Content, offset: u64, len: u64) {
+        match content {
+            Content::File(file) => self.queue_file(file, offset, len),
+            Content::Memory(bytes) => {
+                let range = &bytes[offset as usize..(offset + len) as usize];
+                if self.queue.is_empty() {
+                    self.output.extend_from_slice(range);
+                } else {
+                    self.queue.push_back(Segment::Bytes {
+                        data: range.to_vec(),
+                        pos: 0,
+                    });
+                }
             }
         }
     }
@@ -205,12 +247,21 @@ impl Conn {
     }
 
     /// Writes what it can this turn.
-    pub fn flush(&mut self) -> io::Result<Flushed> {
+    pub fn flush(&mut self, now: Instant) -> io::Result<Flushed> {
+        let mut written = 0;
+        let result = self.send_queued(&mut written);
+        if written > 0 {
+            self.sent += written;
+            self.last_active = now;
+        }
+        result
+    }
+
+    fn send_queued(&mut self, written: &mut u64) -> io::Result<Flushed> {
         // When file data follows the head, let the kernel hold the head back and fill whole
         // segments (MSG_MORE) instead of sending it alone.
         let more = !self.queue.is_empty();
-        let (sock, output) = (&self.sock, &self.output);
-        if !write_from(sock, output, &mut self.out_pos, more, &mut self.last_active)? {
+        if !write_from(&self.sock, &self.output, &mut self.out_pos, more, written)? {
             return Ok(Flushed::Blocked);
         }
         self.output.clear();
@@ -226,9 +277,7 @@ impl Conn {
                 break;
             };
             let done = match segment {
-                Segment::Bytes { data, pos } => {
-                    write_from(&self.sock, data, pos, more, &mut self.last_active)?
-                }
+                Segment::Bytes { data, pos } => write_from(&self.sock, data, pos, more, written)?,
                 Segment::File {
                     file,
                     offset,
@@ -244,7 +293,7 @@ impl Conn {
                         Ok(n) => {
                             *remaining -= n as u64;
                             budget -= n as u64;
-                            self.last_active = Instant::now();
+                            *written += n as u64;
                             if *remaining == 0 {
                                 break true;
                             }
@@ -281,13 +330,13 @@ impl Conn {
 }
 
 /// Writes `data[*pos..]`; `Ok(true)` once all of it is written, `Ok(false)` on WouldBlock.
-/// `more` tells the kernel that more data follows at once (MSG_MORE).
+/// `more` tells the kernel that more data follows at once (MSG_MORE); `written` counts bytes.
 fn write_from(
     sock: &TcpStream,
     data: &[u8],
     pos: &mut usize,
     more: bool,
-    last_active: &mut Instant,
+    written: &mut u64,
 ) -> io::Result<bool> {
     let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
     while *pos < data.len() {
@@ -303,7 +352,7 @@ fn write_from(
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 *pos += n;
-                *last_active = Instant::now();
+                *written += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -1,10 +1,10 @@
-//! The readiness loop: one thread owns every socket. It accepts, reads and parses request heads
-//! and bodies, hands routed requests to the worker pool, and writes responses as sockets allow.
+//! The readiness loop: one thread owns the connections it accepts. It waits on epoll (mio),
+//! accepts within the connection cap, drives each ready connection's state machine (in
+//! `steps`), sends what workers finished, enforces deadlines, and stops gracefully.
 //! An idle or slow client costs a slab entry, never a worker.
 
 use std::collections::VecDeque;
-use std::io;
-use std::net::Shutdown;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,56 +12,48 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::Timeouts;
+use super::Control;
 use super::cache::FileCache;
-use super::conn::{Conn, Flushed, PendingBody, ReadOutcome, State};
+use super::conn::{Conn, State};
 use super::pool::Pool;
-use crate::handlers::{App, Dispatch, Routed};
-use crate::http::body::BodyDecoder;
+use crate::config::{self, Timeouts};
+use crate::handlers::App;
 use crate::http::date::DateCache;
-use crate::http::request::{Framing, Parse, parse_head};
-use crate::http::response::{CONTINUE, ErrorFormat, HeadContext, Response, write_head};
-use crate::http::{HttpError, Limits, Request, Version};
+use crate::http::response::{ErrorFormat, HeadContext, Response, write_head};
+use crate::http::{HttpError, Limits, Version};
 use crate::log::AccessLog;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// How often deadlines are checked and idle buffers released.
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How soon to retry accepting after the process ran out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
-/// Bytes of body input buffered per read.
-const BODY_READ_CAP: usize = 64 * 1024;
-/// Reads spent discarding input per turn while draining a closing connection.
-const DRAIN_READS: usize = 16;
-
-/// What a connection needs next.
-enum Next {
-    /// Progress was made; step again.
-    Again,
-    /// Wait for readiness or a worker.
-    Wait,
-    Close,
-}
 
 pub struct EventLoop {
-    pub poll: Poll,
-    pub listener: TcpListener,
-    pub pool: Pool,
-    pub app: Arc<App>,
-    pub limits: Limits,
-    pub timeouts: Timeouts,
-    pub log: AccessLog,
-    conns: Slab<Conn>,
-    cache: FileCache,
+    pub(super) poll: Poll,
+    /// `None` once stopping: no more connections are accepted.
+    listener: Option<TcpListener>,
+    pub(super) pool: Pool,
+    pub(super) app: Arc<App>,
+    pub(super) limits: Limits,
+    pub(super) timeouts: Timeouts,
+    /// Bytes per second a response must average over each send-timeout window (0: no check).
+    min_send_rate: u64,
+    control: Arc<Control>,
+    pub(super) log: AccessLog,
+    pub(super) conns: Slab<Conn>,
+    pub(super) cache: FileCache,
     /// Connections that yielded with more to send, served again after the next poll.
-    ready: VecDeque<usize>,
-    date: DateCache,
+    pub(super) ready: VecDeque<usize>,
+    pub(super) date: DateCache,
     /// The time, read once per turn of the loop.
-    now: Instant,
+    pub(super) now: Instant,
     next_id: u64,
     last_sweep: Instant,
     accept_paused: bool,
+    /// Set when stopping: connections still open then are closed.
+    stop_deadline: Option<Instant>,
 }
 
 impl EventLoop {
@@ -70,43 +62,43 @@ impl EventLoop {
         listener: TcpListener,
         pool: Pool,
         app: Arc<App>,
-        limits: Limits,
-        timeouts: Timeouts,
+        settings: &config::Server,
+        control: Arc<Control>,
         log: AccessLog,
     ) -> EventLoop {
+        let now = Instant::now();
         EventLoop {
             poll,
-            listener,
+            listener: Some(listener),
             pool,
             app,
-            limits,
-            timeouts,
+            limits: settings.limits,
+            timeouts: settings.timeouts,
+            min_send_rate: settings.min_send_rate,
+            control,
             log,
             conns: Slab::new(),
             cache: FileCache::default(),
             ready: VecDeque::new(),
             date: DateCache::default(),
-            now: Instant::now(),
+            now,
             next_id: 0,
-            last_sweep: Instant::now(),
+            last_sweep: now,
             accept_paused: false,
+            stop_deadline: None,
         }
     }
 
+    /// Serves until the server stops and every connection is finished (or the grace is over).
     pub fn run(mut self) -> io::Result<()> {
-        self.poll
-            .registry()
-            .register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        if let Some(listener) = &mut self.listener {
+            self.poll
+                .registry()
+                .register(listener, LISTENER, Interest::READABLE)?;
+        }
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if !self.ready.is_empty() {
-                Duration::ZERO
-            } else if self.accept_paused {
-                ACCEPT_RETRY
-            } else {
-                SWEEP_EVERY
-            };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = self.poll.poll(&mut events, Some(self.poll_timeout())) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -136,33 +128,63 @@ impl EventLoop {
                 }
             }
             self.complete();
-            if self.last_sweep.elapsed() >= SWEEP_EVERY {
+            if self.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
                 self.sweep();
             }
+            if self.control.stopping() && self.stop_deadline.is_none() {
+                self.begin_stop();
+            }
             self.log.flush();
+            if let Some(deadline) = self.stop_deadline
+                && (self.conns.is_empty() || self.now >= deadline)
+            {
+                let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    self.close(key);
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if !self.ready.is_empty() {
+            Duration::ZERO
+        } else if self.accept_paused {
+            ACCEPT_RETRY
+        } else {
+            SWEEP_EVERY
         }
     }
 
     fn accept(&mut self) {
         self.accept_paused = false;
         loop {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((mut sock, peer)) => {
+                    if !self.control.admit() {
+                        self.refuse(sock, peer);
+                        continue;
+                    }
                     let _ = sock.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
-                    let token = Token(entry.key());
+                    let key = entry.key();
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     if self
                         .poll
                         .registry()
-                        .register(&mut sock, token, interest)
+                        .register(&mut sock, Token(key), interest)
                         .is_err()
                     {
+                        self.control.release();
                         continue;
                     }
-                    let deadline = Instant::now() + self.timeouts.idle;
-                    let key = entry.key();
-                    entry.insert(Conn::new(self.next_id, sock, peer, deadline));
+                    // A new connection has the header timeout to send its first request.
+                    let deadline = self.now + self.timeouts.header;
+                    entry.insert(Conn::new(self.next_id, sock, peer, deadline, self.now));
                     self.next_id += 1;
                     // The request usually arrives with the handshake: read it now rather than
                     // after another trip through epoll.
@@ -184,294 +206,103 @@ impl EventLoop {
         }
     }
 
-    /// Steps a connection's state machine until it must wait.
-    fn drive(&mut self, key: usize) {
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            let next = match conn.state {
-                State::Idle | State::Head => self.step_head(key),
-                State::Body(_) => self.step_body(key),
-                State::Busy { .. } => Next::Wait,
-                State::Sending => self.step_send(key),
-                State::Draining => self.step_drain(key),
-            };
-            match next {
-                Next::Again => {}
-                Next::Wait => return,
-                Next::Close => {
-                    self.conns.remove(key);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn step_head(&mut self, key: usize) -> Next {
-        let conn = &mut self.conns[key];
-        if conn.input.is_empty() {
-            if !conn.readable {
-                return if conn.peer_closed {
-                    Next::Close
-                } else {
-                    Next::Wait
-                };
-            }
-            return match conn.read_some(self.limits.max_head_bytes) {
-                Ok(ReadOutcome::Data) => Next::Again,
-                Ok(ReadOutcome::WouldBlock) => Next::Wait,
-                Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
-            };
-        }
-        if let State::Idle = conn.state {
-            conn.state = State::Head;
-            conn.deadline = Instant::now() + self.timeouts.header;
-        }
-        match parse_head(&conn.input, &self.limits) {
-            Ok(Parse::Partial) => {
-                if !conn.readable {
-                    return if conn.peer_closed {
-                        Next::Close
-                    } else {
-                        Next::Wait
-                    };
-                }
-                match conn.read_some(self.limits.max_head_bytes) {
-                    Ok(ReadOutcome::Data) => Next::Again,
-                    Ok(ReadOutcome::WouldBlock) => Next::Wait,
-                    Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
-                }
-            }
-            Err(e) => {
-                let response = self.app.error(e, ErrorFormat::Text);
-                self.respond(key, None, response, false);
-                Next::Again
-            }
-            Ok(Parse::Complete(req, used)) => {
-                conn.input.drain(..used);
-                self.on_head(key, req)
-            }
-        }
-    }
-
-    fn on_head(&mut self, key: usize, req: Request) -> Next {
-        let routed = match self.app.route(&req) {
-            Dispatch::Answer(response) => {
-                // An unread body would be taken for the next request: close instead.
-                let keep_alive = req.keep_alive && req.framing == Framing::None;
-                self.respond(key, Some(&req), response, keep_alive);
-                return Next::Again;
-            }
-            Dispatch::Run(routed) => routed,
-        };
-        let Some(decoder) = BodyDecoder::new(req.framing) else {
-            return self.answer(key, req, routed, Vec::new());
-        };
-        if let Framing::Length(n) = req.framing
-            && n > self.limits.max_body_bytes
-        {
-            let response = self.app.error_response(&routed, HttpError::PayloadTooLarge);
-            self.respond(key, Some(&req), response, false);
-            return Next::Again;
-        }
-        let conn = &mut self.conns[key];
-        if req.expect_continue {
-            conn.output.extend_from_slice(CONTINUE);
-        }
-        conn.state = State::Body(Box::new(PendingBody {
-            req,
-            routed,
-            decoder,
-            body: Vec::new(),
-        }));
-        conn.deadline = self.now + self.timeouts.body;
-        Next::Again
-    }
-
-    /// Answers a routed request: from the file cache, in the loop, when it can; otherwise on a
-    /// worker.
-    fn answer(&mut self, key: usize, req: Request, routed: Routed, body: Vec<u8>) -> Next {
-        let serves_files = self.app.serves_files(&routed);
-        if serves_files
-            && req.framing == Framing::None
-            && let Some(set) = self.cache.get(routed.path(), self.now)
-        {
-            let response = set
-                .respond(&req)
-                .unwrap_or_else(|e| self.app.error_response(&routed, e));
-            let keep_alive = req.keep_alive;
-            self.respond(key, Some(&req), response, keep_alive);
-            return Next::Again;
-        }
-        let req = Arc::new(req);
-        let conn = &mut self.conns[key];
-        let cache_key = serves_files.then(|| routed.path().to_owned());
-        conn.state = State::Busy {
-            req: Arc::clone(&req),
-            cache_key,
-        };
-        self.pool.run(key, conn.id, req, routed, body);
-        Next::Wait
-    }
-
-    fn step_body(&mut self, key: usize) -> Next {
-        let conn = &mut self.conns[key];
-        if !conn.flushed() && conn.flush().is_err() {
-            return Next::Close;
-        }
-        let State::Body(mut pending) = std::mem::replace(&mut conn.state, State::Draining) else {
-            unreachable!("step_body runs in the Body state")
-        };
-        if !conn.input.is_empty() {
-            match pending
-                .decoder
-                .decode(&conn.input, &mut pending.body, self.limits.max_body_bytes)
-            {
-                Err(e) => {
-                    let response = self.app.error_response(&pending.routed, e);
-                    self.respond(key, Some(&pending.req), response, false);
-                    return Next::Again;
-                }
-                Ok(progress) => {
-                    conn.input.drain(..progress.consumed);
-                    if progress.done {
-                        let PendingBody {
-                            req, routed, body, ..
-                        } = *pending;
-                        return self.answer(key, req, routed, body);
-                    }
-                }
-            }
-        }
-        conn.state = State::Body(pending);
-        if !conn.readable {
-            return if conn.peer_closed {
-                Next::Close
-            } else {
-                Next::Wait
-            };
-        }
-        match conn.read_some(BODY_READ_CAP) {
-            Ok(ReadOutcome::Data) => Next::Again,
-            Ok(ReadOutcome::WouldBlock) => Next::Wait,
-            Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
-        }
-    }
-
-    fn step_send(&mut self, key: usize) -> Next {
-        let conn = &mut self.conns[key];
-        match conn.flush() {
-            Err(_) => Next::Close,
-            Ok(Flushed::Blocked) => Next::Wait,
-            Ok(Flushed::Yielded) => {
-                self.ready.push_back(key);
-                Next::Wait
-            }
-            Ok(Flushed::All) if conn.keep_alive && !(conn.peer_closed && conn.input.is_empty()) => {
-                conn.state = State::Idle;
-                conn.deadline = self.now + self.timeouts.idle;
-                Next::Again
-            }
-            Ok(Flushed::All) if conn.peer_closed => Next::Close,
-            // Nothing unread is known: a plain close cannot reset the answer away.
-            Ok(Flushed::All) if conn.input.is_empty() && !conn.readable => Next::Close,
-            Ok(Flushed::All) => {
-                // Lingering close: stop writing, but keep reading for a moment so that unread
-                // request bytes do not turn our close into a reset that destroys the response.
-                let _ = conn.sock.shutdown(Shutdown::Write);
-                conn.state = State::Draining;
-                conn.deadline = self.now + self.timeouts.linger;
-                Next::Again
-            }
-        }
-    }
-
-    fn step_drain(&mut self, key: usize) -> Next {
-        let conn = &mut self.conns[key];
-        for _ in 0..DRAIN_READS {
-            if !conn.readable {
-                return Next::Wait;
-            }
-            conn.input.clear();
-            match conn.read_some(BODY_READ_CAP) {
-                Ok(ReadOutcome::Data) => {}
-                Ok(ReadOutcome::WouldBlock) => return Next::Wait,
-                Ok(ReadOutcome::Eof) | Err(_) => return Next::Close,
-            }
-        }
-        Next::Wait
-    }
-
-    /// Serialises a response onto the connection and logs it; the one path every answer takes.
-    fn respond(&mut self, key: usize, req: Option<&Request>, response: Response, keep_alive: bool) {
-        let conn = &mut self.conns[key];
-        let head_only = req.is_some_and(Request::is_head);
+    /// Past the connection cap: a best-effort 503 and an immediate close, costing no state.
+    fn refuse(&mut self, mut sock: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        let err = HttpError::ServiceUnavailable("too many connections; try again shortly");
+        let response = Response::error(err, ErrorFormat::Text);
         let ctx = HeadContext {
             date: self.date.now(),
-            keep_alive,
-            request_version: req.map_or(Version::Http11, |r| r.version),
+            keep_alive: false,
+            request_version: Version::Http11,
         };
-        write_head(&mut conn.output, &response, &ctx);
-        let sent = if head_only { 0 } else { response.body.len() };
-        self.log.record(conn.peer, req, response.status, sent);
-        if !head_only {
-            conn.queue_body(response.body);
+        let mut bytes = Vec::with_capacity(256);
+        write_head(&mut bytes, &response, &ctx);
+        let len = response.body.len();
+        if let crate::http::Body::Bytes(body) = response.body {
+            bytes.extend_from_slice(&body);
         }
-        conn.keep_alive = keep_alive;
-        conn.state = State::Sending;
+        let _ = sock.write(&bytes);
+        self.log.record(peer, None, 503, len);
     }
 
-    /// Sends the responses workers have finished, keeping their file sets for next time.
-    fn complete(&mut self) {
-        let finished: Vec<_> = self.pool.finished().collect();
-        for done in finished {
-            let Some(conn) = self.conns.get_mut(done.key) else {
-                continue;
-            };
-            if conn.id != done.conn_id || !matches!(conn.state, State::Busy { .. }) {
-                continue;
-            }
-            let State::Busy { req, cache_key } = std::mem::replace(&mut conn.state, State::Sending)
-            else {
-                unreachable!("checked above")
-            };
-            if let (Some(set), Some(path)) = (done.cached, cache_key) {
-                self.cache.insert(&path, set, self.now);
-            }
-            self.respond(done.key, Some(&req), done.response, req.keep_alive);
-            self.drive(done.key);
+    /// Removes a connection; closing its socket takes it out of epoll.
+    pub(super) fn close(&mut self, key: usize) {
+        if self.conns.try_remove(key).is_some() {
+            self.control.release();
         }
     }
 
-    /// Times out stalled connections and frees the buffers of idle ones.
+    /// Stops accepting, closes idle connections; the rest close after their response.
+    fn begin_stop(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.state, State::Idle) && c.input.is_empty())
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.close(key);
+        }
+        self.stop_deadline = Some(self.now + self.timeouts.shutdown_grace);
+    }
+
+    /// True once the server is stopping: responses then close their connection.
+    pub(super) fn stopping(&self) -> bool {
+        self.stop_deadline.is_some()
+    }
+
+    /// Times out stalled connections, cuts off responses read too slowly, and frees the
+    /// buffers of idle connections.
     fn sweep(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         self.last_sweep = now;
+        let window = self.timeouts.send;
         let mut expired = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
-            let deadline = match conn.state {
-                State::Busy { .. } => continue,
-                State::Sending => conn.last_active + self.timeouts.send,
-                _ => conn.deadline,
+            let late = match conn.state {
+                State::Busy { .. } => false,
+                State::Sending => {
+                    // No progress at all, or too little over the last window.
+                    let stalled = now.duration_since(conn.last_active) >= window;
+                    let slow = now.duration_since(conn.window_start) >= window && {
+                        let sent = conn.sent - conn.window_sent;
+                        let needed = self.min_send_rate as f64 * window.as_secs_f64();
+                        (sent as f64) < needed
+                    };
+                    if !slow && now.duration_since(conn.window_start) >= window {
+                        conn.window_start = now;
+                        conn.window_sent = conn.sent;
+                    }
+                    stalled || slow
+                }
+                _ => conn.deadline <= now,
             };
-            if deadline <= now {
+            if late {
                 expired.push(key);
-            } else if matches!(conn.state, State::Idle) && now - conn.last_active >= SWEEP_EVERY {
+            } else if matches!(conn.state, State::Idle)
+                && now.duration_since(conn.last_active) >= SWEEP_EVERY
+            {
                 conn.release_buffers();
             }
         }
         for key in expired {
-            let conn = &mut self.conns[key];
-            match conn.state {
+            match self.conns[key].state {
                 State::Head | State::Body(_) => {
                     let response = self.app.error(HttpError::RequestTimeout, ErrorFormat::Text);
                     self.respond(key, None, response, false);
                     self.drive(key);
                 }
-                _ => {
-                    self.conns.remove(key);
+                State::Sending => {
+                    // Too slow a reader: reset rather than leave the kernel holding (and
+                    // trickling out) what it buffered for it.
+                    let _ = socket2::SockRef::from(&self.conns[key].sock)
+                        .set_linger(Some(Duration::ZERO));
+                    self.close(key);
                 }
+                _ => self.close(key),
             }
         }
     }

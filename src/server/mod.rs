@@ -1,55 +1,63 @@
 //! Sockets and threads: binding the listener, one readiness loop per CPU that owns the
-//! connections it accepts, and the worker pool the loops share for blocking work.
+//! connections it accepts, the worker pool the loops share for blocking work, and the signals
+//! that stop it all gracefully.
 
 mod cache;
 mod conn;
 mod event_loop;
 mod pool;
+mod steps;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
 use crate::cli::LogFormat;
 use crate::config;
 use crate::handlers::App;
-use crate::http::Limits;
 use crate::log::AccessLog;
 use event_loop::{EventLoop, WAKER};
 use pool::Pool;
 
 /// Pending connections the kernel queues per listener before refusing more.
 const BACKLOG: i32 = 1024;
+/// Descriptors kept free for the process itself: stdio, the poll instances, the store, files
+/// workers open while answering.
+const RESERVED_FDS: usize = 128;
 
-/// How long a client may take at each stage before its connection is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// From the first byte of a request to the end of its head (408 after).
-    pub header: Duration,
-    /// To receive a whole request body (408 after).
-    pub body: Duration,
-    /// A keep-alive connection waiting for its next request.
-    pub idle: Duration,
-    /// Without any progress while sending a response.
-    pub send: Duration,
-    /// Reading and dropping input after the response before a closing connection is released.
-    pub linger: Duration,
+/// What the event loops share.
+pub struct Control {
+    /// Connections open across all loops.
+    open: AtomicUsize,
+    max_connections: usize,
+    /// Set by the first SIGTERM or SIGINT.
+    stopping: AtomicBool,
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            header: Duration::from_secs(10),
-            body: Duration::from_secs(30),
-            idle: Duration::from_secs(60),
-            send: Duration::from_secs(60),
-            linger: Duration::from_secs(2),
+impl Control {
+    /// Counts a new connection, unless the cap is reached.
+    fn admit(&self) -> bool {
+        if self.open.fetch_add(1, Ordering::AcqRel) < self.max_connections {
+            true
+        } else {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            false
         }
+    }
+
+    fn release(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 }
 
@@ -60,14 +68,17 @@ pub struct Server {
     listeners: Vec<TcpListener>,
     addr: SocketAddr,
     app: Arc<App>,
-    threads: usize,
-    limits: Limits,
-    timeouts: Timeouts,
+    settings: config::Server,
+    control: Arc<Control>,
+    /// The open file limit, raised to its hard limit.
+    fd_limit: usize,
     access_log: LogFormat,
+    signals: Signals,
 }
 
 impl Server {
-    /// Binds the listening sockets; every failure names the address and the reason.
+    /// Binds the listening socket and takes over SIGTERM and SIGINT; every failure names the
+    /// address and the reason.
     pub fn bind(settings: &config::Server, app: App, access_log: LogFormat) -> Result<Server> {
         let host = settings.host.trim_start_matches('[').trim_end_matches(']');
         let shown = format!("{}:{}", settings.host, settings.port);
@@ -96,14 +107,35 @@ impl Server {
             listeners.push(TcpListener::from_std(handle));
         }
         listeners.push(TcpListener::from_std(socket));
+        let fd_limit = raise_fd_limit();
+        let capacity = fd_limit
+            .saturating_sub(RESERVED_FDS + loops * cache::MAX_OPEN_FILES)
+            .max(1);
+        let max_connections = match settings.max_connections {
+            Some(max) if max > capacity => {
+                eprintln!(
+                    "tws: warning: max_connections = {max} is more than the open file limit ({fd_limit}) allows; using {capacity}"
+                );
+                capacity
+            }
+            Some(max) => max,
+            None => capacity,
+        };
+        let signals =
+            Signals::new([SIGTERM, SIGINT]).context("cannot handle SIGTERM and SIGINT")?;
         Ok(Server {
             listeners,
             addr,
             app: Arc::new(app),
-            threads: settings.threads,
-            limits: settings.limits,
-            timeouts: Timeouts::default(),
+            settings: settings.clone(),
+            control: Arc::new(Control {
+                open: AtomicUsize::new(0),
+                max_connections,
+                stopping: AtomicBool::new(false),
+            }),
+            fd_limit,
             access_log,
+            signals,
         })
     }
 
@@ -111,22 +143,35 @@ impl Server {
         self.addr
     }
 
-    /// Serves until the process ends: one event loop per listener, each on its own thread.
+    /// Most connections served at once: the configured cap, or what the descriptor limit allows.
+    pub fn max_connections(&self) -> usize {
+        self.control.max_connections
+    }
+
+    /// The open file limit in force (the soft limit is raised to the hard one at startup).
+    pub fn fd_limit(&self) -> usize {
+        self.fd_limit
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish
+    /// (within the grace period) and returns. A second signal exits at once.
     pub fn run(self) -> Result<()> {
-        let workers = pool::workers(self.threads)?;
+        let workers = pool::workers(self.settings.threads)?;
         let mut handles = Vec::new();
+        let mut wakers = Vec::new();
         for (i, listener) in self.listeners.into_iter().enumerate() {
             let poll = Poll::new().context("cannot create an event loop")?;
             let waker =
                 Waker::new(poll.registry(), WAKER).context("cannot create an event loop")?;
-            let pool = Pool::new(Arc::clone(&workers), Arc::clone(&self.app), waker);
+            let waker = Arc::new(waker);
+            wakers.push(Arc::clone(&waker));
             let event_loop = EventLoop::new(
                 poll,
                 listener,
-                pool,
+                Pool::new(Arc::clone(&workers), waker),
                 Arc::clone(&self.app),
-                self.limits,
-                self.timeouts,
+                &self.settings,
+                Arc::clone(&self.control),
                 AccessLog::new(self.access_log),
             );
             let handle = std::thread::Builder::new()
@@ -135,12 +180,34 @@ impl Server {
                 .context("cannot start an event loop")?;
             handles.push(handle);
         }
+        let control = Arc::clone(&self.control);
+        let grace = self.settings.timeouts.shutdown_grace;
+        let mut signals = self.signals;
+        std::thread::Builder::new()
+            .name("tws-signals".to_owned())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    if control.stopping.swap(true, Ordering::AcqRel) {
+                        eprintln!("tws: second signal: exiting now");
+                        std::process::exit(130);
+                    }
+                    eprintln!(
+                        "tws: stopping: no new connections; finishing requests in flight (up to {:.0}s; signal again to exit now)",
+                        grace.as_secs_f64()
+                    );
+                    for waker in &wakers {
+                        let _ = waker.wake();
+                    }
+                }
+            })
+            .context("cannot start the signal thread")?;
         for handle in handles {
             match handle.join() {
                 Ok(result) => result.context("event loop failed")?,
                 Err(_) => return Err(anyhow!("an event loop panicked")),
             }
         }
+        eprintln!("tws: stopped");
         Ok(())
     }
 }
@@ -153,4 +220,28 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
+}
+
+/// Raises the soft limit on open files to the hard limit; returns the limit now in force.
+fn raise_fd_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }

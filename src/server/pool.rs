@@ -11,9 +11,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use anyhow::{Context, Result};
 use mio::Waker;
 
+use crate::handlers::Reply;
 use crate::handlers::file::FileSet;
-use crate::handlers::{App, Reply, Routed};
-use crate::http::{Request, Response};
+use crate::http::Response;
 
 /// A finished request, addressed to the connection that sent it.
 pub struct Done {
@@ -45,31 +45,26 @@ impl Notifier {
 
 pub struct Pool {
     threads: Arc<rayon::ThreadPool>,
-    app: Arc<App>,
     notifier: Notifier,
     done_rx: Receiver<Done>,
 }
 
 impl Pool {
     /// A loop's handle on the shared worker threads, answering through `waker`.
-    pub fn new(threads: Arc<rayon::ThreadPool>, app: Arc<App>, waker: Waker) -> Pool {
+    pub fn new(threads: Arc<rayon::ThreadPool>, waker: Arc<Waker>) -> Pool {
         let (tx, done_rx) = channel();
-        let notifier = Notifier {
-            tx,
-            waker: Arc::new(waker),
-            pending: Arc::new(AtomicBool::new(false)),
-        };
+        let pending = Arc::new(AtomicBool::new(false));
+        let notifier = Notifier { tx, waker, pending };
         Pool {
             threads,
-            app,
             notifier,
             done_rx,
         }
     }
 
-    /// Runs a request on a worker. A panicking handler becomes a 500 for that request only.
-    pub fn run(&self, key: usize, conn_id: u64, req: Arc<Request>, routed: Routed, body: Vec<u8>) {
-        let app = Arc::clone(&self.app);
+    /// Runs a job for connection `key` on a worker; the job answers through its `Reply`. A
+    /// panicking job becomes a 500 for that request only, and the worker lives on.
+    pub fn spawn(&self, key: usize, conn_id: u64, job: impl FnOnce(Reply) + Send + 'static) {
         let notifier = self.notifier.clone();
         self.threads.spawn(move || {
             let reply = Reply::new(move |response, cached| {
@@ -80,14 +75,8 @@ impl Pool {
                     cached,
                 });
             });
-            let outcome =
-                catch_unwind(AssertUnwindSafe(|| app.handle(&req, &routed, &body, reply)));
-            if outcome.is_err() {
-                eprintln!(
-                    "tws: error: handler panicked on {} {}",
-                    req.method.as_str(),
-                    req.target()
-                );
+            if catch_unwind(AssertUnwindSafe(|| job(reply))).is_err() {
+                eprintln!("tws: error: a request handler panicked; the request was answered 500");
             }
         });
     }
@@ -107,4 +96,38 @@ pub fn workers(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
         .build()
         .context("cannot start the worker pool")?;
     Ok(Arc::new(pool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll, Token};
+    use std::time::{Duration, Instant};
+
+    /// Waits (bounded) for the next finished job.
+    fn next_done(poll: &mut Poll, pool: &Pool) -> Done {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = Events::with_capacity(8);
+        loop {
+            if let Some(done) = pool.finished().next() {
+                return done;
+            }
+            assert!(Instant::now() < deadline, "no job finished in time");
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_answers_500_and_the_worker_lives_on() {
+        let mut poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
+        let pool = Pool::new(workers(1).unwrap(), waker);
+        pool.spawn(7, 70, |_reply| panic!("a handler bug"));
+        let done = next_done(&mut poll, &pool);
+        assert_eq!((done.key, done.conn_id, done.response.status), (7, 70, 500));
+        pool.spawn(8, 80, |reply| reply.send(Response::empty(204)));
+        let done = next_done(&mut poll, &pool);
+        assert_eq!((done.key, done.response.status), (8, 204));
+    }
 }

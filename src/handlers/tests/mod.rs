@@ -11,6 +11,7 @@ use crate::config::{Config, Overrides};
 use crate::handlers::file::FileSet;
 use crate::http::Body;
 use crate::http::request::{Parse, parse_head};
+use crate::http::response::Content;
 
 struct Site {
     dir: PathBuf,
@@ -133,22 +134,32 @@ fn handle(
 
 /// Every byte a body would put on the wire.
 fn body_bytes(body: Body) -> Vec<u8> {
-    let range = |file: &std::fs::File, offset: u64, len: u64| {
-        let mut b = vec![0u8; len as usize];
-        file.read_exact_at(&mut b, offset).unwrap();
-        b
+    let range = |content: &Content, offset: u64, len: u64| match content {
+        Content::Memory(b) => b[offset as usize..(offset + len) as usize].to_vec(),
+        Content::File(file) => {
+            let mut b = vec![0u8; len as usize];
+            file.read_exact_at(&mut b, offset).unwrap();
+            b
+        }
     };
     match body {
         Body::Empty => Vec::new(),
         Body::Bytes(b) => b,
         Body::Static(b) => b.to_vec(),
-        Body::Shared(b) => b.to_vec(),
-        Body::File { file, offset, len } => range(&file, offset, len),
-        Body::Multipart { file, parts, tail } => {
+        Body::Content {
+            content,
+            offset,
+            len,
+        } => range(&content, offset, len),
+        Body::Multipart {
+            content,
+            parts,
+            tail,
+        } => {
             let mut out = Vec::new();
             for part in parts {
                 out.extend_from_slice(&part.head);
-                out.extend_from_slice(&range(&file, part.offset, part.len));
+                out.extend_from_slice(&range(&content, part.offset, part.len));
             }
             out.extend_from_slice(&tail);
             out

@@ -1,6 +1,8 @@
 //! Tests for routes.toml validation: each mistake gives one line naming the file, line and key.
 
 use super::*;
+use crate::http::{Method, Methods};
+use std::time::Duration;
 
 /// A scratch folder with `site/index.html`, `site/a.png` and `site/sub/`.
 fn fixture(name: &str) -> PathBuf {
@@ -182,6 +184,39 @@ fn each_mistake_names_file_line_and_key() {
         );
         assert!(!err.contains('\n'), "one line, not {err:?}");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn timeouts_and_connection_limits_are_read_from_the_server_table() {
+    let dir = fixture("timeouts");
+    let config = load(
+        &dir,
+        "[server.limits]\nmax_connections = 50\nmin_send_rate = 0\n\n\
+         [server.timeouts]\nheader = 2.5\nbody = 3\nidle = 4\nsend = 5\nshutdown_grace = 6\n",
+    )
+    .unwrap();
+    let t = config.server.timeouts;
+    assert_eq!(t.header, Duration::from_millis(2500));
+    assert_eq!(
+        (t.body, t.idle, t.send),
+        (
+            Duration::from_secs(3),
+            Duration::from_secs(4),
+            Duration::from_secs(5)
+        )
+    );
+    assert_eq!(t.shutdown_grace, Duration::from_secs(6));
+    assert_eq!(
+        (config.server.max_connections, config.server.min_send_rate),
+        (Some(50), 0)
+    );
+    let defaults = load(&dir, "").unwrap().server;
+    assert_eq!(defaults.timeouts, Timeouts::default());
+    assert_eq!(
+        (defaults.max_connections, defaults.min_send_rate),
+        (None, 1024)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

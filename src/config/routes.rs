@@ -1,108 +1,29 @@
-//! routes.toml → a validated, typed configuration. Every key, path and file is checked once, at
-//! load; anything wrong is reported as one line naming the file, the line and the key.
+//! `[[route]]`, `[types]` and `[errors]`: each route checked into a typed `Route`, with every
+//! file and folder it names looked up once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::actions::SyncMode;
-use crate::http::request::MAX_HEADERS_CEILING;
+use super::Locator;
 use crate::http::response::TEXT_HTML;
-use crate::http::{Limits, Method, Methods};
+use crate::http::{Method, Methods};
 use crate::path::{Exposure, Symlinks};
 use crate::routes::{Action, DirSpec, FileSpec, Route, Target};
 
-pub const DEFAULT_HOST: &str = "127.0.0.1";
-pub const DEFAULT_PORT: u16 = 8080;
-pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_INDEX: &str = "index.html";
-
-/// Server settings after the routes file and the command line are combined.
-#[derive(Debug, Clone)]
-pub struct Server {
-    pub host: String,
-    pub port: u16,
-    /// The folder route paths are relative to (or, without a routes file, the folder served).
-    pub root: PathBuf,
-    /// Worker threads; 0 means one per CPU.
-    pub threads: usize,
-    /// Where actions keep their data.
-    pub data: PathBuf,
-    /// How user records reach the disk.
-    pub fsync: SyncMode,
-    pub limits: Limits,
-}
-
-/// A validated configuration: server settings and a route table.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The routes file it came from, if any.
-    pub source: Option<PathBuf>,
-    pub server: Server,
-    pub routes: Vec<Route>,
-    /// Content types by file extension (lower case, no dot), overriding the built-in table.
-    pub types: HashMap<String, String>,
-    /// Custom error pages (HTML) by status.
-    pub error_pages: HashMap<u16, Arc<[u8]>>,
-}
 
 /// Largest custom error page accepted, in bytes.
 pub const MAX_ERROR_PAGE_BYTES: u64 = 1024 * 1024;
 
-/// Values given on the command line; each one overrides the routes file.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub root: Option<PathBuf>,
-    pub threads: Option<usize>,
-    pub data: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    route: Vec<Spanned<RawRoute>>,
-    #[serde(default)]
-    types: BTreeMap<Spanned<String>, String>,
-    #[serde(default)]
-    errors: BTreeMap<Spanned<String>, PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    host: Option<String>,
-    port: Option<u16>,
-    root: Option<PathBuf>,
-    threads: Option<usize>,
-    data: Option<PathBuf>,
-    fsync: Option<Spanned<String>>,
-    #[serde(default)]
-    limits: RawLimits,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_head_bytes: Option<Spanned<usize>>,
-    max_uri_bytes: Option<Spanned<usize>>,
-    max_headers: Option<Spanned<usize>>,
-    max_body_bytes: Option<Spanned<u64>>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRoute {
-    path: String,
+pub(super) struct RawRoute {
+    pub(super) path: String,
     file: Option<PathBuf>,
     page: Option<PathBuf>,
     dir: Option<PathBuf>,
@@ -117,211 +38,7 @@ struct RawRoute {
     cache_control: Option<String>,
 }
 
-impl Config {
-    /// Reads and validates a routes file, then applies the command-line overrides.
-    pub fn load(source: &Path, overrides: &Overrides) -> Result<Config> {
-        let text = std::fs::read_to_string(source)
-            .with_context(|| format!("cannot read routes file {}", source.display()))?;
-        let at = Locator {
-            file: source,
-            text: &text,
-        };
-        let raw: RawFile = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| at.line_col(s.start)).unwrap_or_default();
-            anyhow!("{}:{line}: {}", source.display(), e.message().trim_end())
-        })?;
-        let base = match source.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let server = server_settings(raw.server, &base, overrides, &at)?;
-        let mut routes = Vec::with_capacity(raw.route.len());
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for spanned in raw.route {
-            let line = at.line(spanned.span().start);
-            let raw = spanned.into_inner();
-            let path = raw.path.clone();
-            let route = validate_route(raw, &server.root)
-                .map_err(|e| anyhow!("{}:{line}: route \"{path}\": {e:#}", source.display()))?;
-            if let Some(first) = seen.insert(route.path.clone(), line) {
-                bail!(
-                    "{}:{line}: route \"{}\" is already declared on line {first}",
-                    source.display(),
-                    route.path
-                );
-            }
-            routes.push(Route { line, ..route });
-        }
-        let types = content_types(raw.types, &at)?;
-        let error_pages = error_pages(raw.errors, &server.root, &at)?;
-        Ok(Config {
-            source: Some(source.to_path_buf()),
-            server,
-            routes,
-            types,
-            error_pages,
-        })
-    }
-
-    /// The configuration for serving one folder, without a routes file.
-    pub fn for_folder(overrides: &Overrides) -> Result<Config> {
-        let at = Locator {
-            file: Path::new("--root"),
-            text: "",
-        };
-        let server = server_settings(RawServer::default(), Path::new("."), overrides, &at)?;
-        let folder = canonical_dir(&server.root).context("--root")?;
-        let route = Route {
-            path: "/".to_owned(),
-            methods: Target::Dir(DirSpec::default()).default_methods(),
-            target: Target::Dir(DirSpec {
-                folder,
-                index: DEFAULT_INDEX.to_owned(),
-                listing: true,
-                ..DirSpec::default()
-            }),
-            line: 0,
-        };
-        Ok(Config {
-            source: None,
-            server,
-            routes: vec![route],
-            types: HashMap::new(),
-            error_pages: HashMap::new(),
-        })
-    }
-
-    /// True when some route runs an action that keeps data.
-    pub fn uses_store(&self) -> bool {
-        self.routes
-            .iter()
-            .any(|r| matches!(r.target, Target::Action(_)))
-    }
-}
-
-/// Turns byte offsets of the routes file into line numbers.
-struct Locator<'a> {
-    file: &'a Path,
-    text: &'a str,
-}
-
-impl Locator<'_> {
-    fn line(&self, offset: usize) -> usize {
-        let offset = offset.min(self.text.len());
-        self.text.as_bytes()[..offset]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn line_col(&self, offset: usize) -> String {
-        let offset = offset.min(self.text.len());
-        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let col = self.text[line_start..offset].chars().count() + 1;
-        format!("{}:{col}", self.line(offset))
-    }
-
-    fn key_error(&self, span: Range<usize>, message: String) -> anyhow::Error {
-        anyhow!(
-            "{}:{}: {message}",
-            self.file.display(),
-            self.line(span.start)
-        )
-    }
-}
-
-fn server_settings(
-    raw: RawServer,
-    base: &Path,
-    cli: &Overrides,
-    at: &Locator<'_>,
-) -> Result<Server> {
-    let defaults = Limits::default();
-    let l = raw.limits;
-    let mut limits = Limits {
-        max_head_bytes: limit(
-            l.max_head_bytes,
-            defaults.max_head_bytes,
-            256..=1 << 20,
-            at,
-            "max_head_bytes",
-        )?,
-        max_uri_bytes: limit(
-            l.max_uri_bytes,
-            defaults.max_uri_bytes,
-            16..=1 << 20,
-            at,
-            "max_uri_bytes",
-        )?,
-        max_headers: limit(
-            l.max_headers,
-            defaults.max_headers,
-            1..=MAX_HEADERS_CEILING,
-            at,
-            "max_headers",
-        )?,
-        max_body_bytes: limit(
-            l.max_body_bytes,
-            defaults.max_body_bytes,
-            0..=1 << 40,
-            at,
-            "max_body_bytes",
-        )?,
-    };
-    limits.max_uri_bytes = limits.max_uri_bytes.min(limits.max_head_bytes);
-    let fsync = match raw.fsync {
-        None => SyncMode::default(),
-        Some(name) => SyncMode::from_name(name.get_ref()).ok_or_else(|| {
-            at.key_error(
-                name.span(),
-                "[server] fsync must be \"group\" or \"each\"".to_owned(),
-            )
-        })?,
-    };
-    Ok(Server {
-        host: cli
-            .host
-            .clone()
-            .or(raw.host)
-            .unwrap_or_else(|| DEFAULT_HOST.to_owned()),
-        port: cli.port.or(raw.port).unwrap_or(DEFAULT_PORT),
-        root: cli
-            .root
-            .clone()
-            .unwrap_or_else(|| base.join(raw.root.unwrap_or_default())),
-        threads: cli.threads.or(raw.threads).unwrap_or(0),
-        data: cli
-            .data
-            .clone()
-            .unwrap_or_else(|| base.join(raw.data.unwrap_or_else(|| DEFAULT_DATA_DIR.into()))),
-        fsync,
-        limits,
-    })
-}
-
-fn limit<T: Copy + PartialOrd + std::fmt::Display>(
-    value: Option<Spanned<T>>,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-    at: &Locator<'_>,
-    key: &str,
-) -> Result<T> {
-    match value {
-        None => Ok(default),
-        Some(v) if !range.contains(v.get_ref()) => Err(at.key_error(
-            v.span(),
-            format!(
-                "[server.limits] {key} must be between {} and {}",
-                range.start(),
-                range.end()
-            ),
-        )),
-        Some(v) => Ok(v.into_inner()),
-    }
-}
-
-fn validate_route(raw: RawRoute, root: &Path) -> Result<Route> {
+pub(super) fn validate_route(raw: RawRoute, root: &Path) -> Result<Route> {
     let fail = |message: String| anyhow!(message);
     check_route_path(&raw.path).map_err(|m| fail(m.to_owned()))?;
     let kinds: Vec<&str> = [
@@ -511,7 +228,7 @@ fn file_spec(root: &Path, rel: Option<&Path>, cache_control: Option<String>) -> 
 }
 
 /// `[types]`: `ext = "type/subtype"`.
-fn content_types(
+pub(super) fn content_types(
     raw: BTreeMap<Spanned<String>, String>,
     at: &Locator<'_>,
 ) -> Result<HashMap<String, String>> {
@@ -536,7 +253,7 @@ fn content_types(
 }
 
 /// `[errors]`: `404 = "errors/404.html"`, read once at load.
-fn error_pages(
+pub(super) fn error_pages(
     raw: BTreeMap<Spanned<String>, PathBuf>,
     root: &Path,
     at: &Locator<'_>,
@@ -594,7 +311,7 @@ fn check_media_type(value: &str) -> Result<(), &'static str> {
     }
 }
 
-fn canonical_dir(folder: &Path) -> Result<PathBuf> {
+pub(super) fn canonical_dir(folder: &Path) -> Result<PathBuf> {
     let real = folder.canonicalize().map_err(|e| {
         anyhow!(
             "cannot use folder {}: {}",
@@ -607,7 +324,3 @@ fn canonical_dir(folder: &Path) -> Result<PathBuf> {
     }
     Ok(real)
 }
-
-#[cfg(test)]
-#[path = "config_tests.rs"]
-mod tests;

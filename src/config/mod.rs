@@ -1,0 +1,174 @@
+//! routes.toml → a validated, typed configuration. Every key, path and file is checked once, at
+//! load; anything wrong is reported as one line naming the file, the line and the key.
+
+mod routes;
+mod server;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::routes::{DirSpec, Route, Target};
+use routes::{RawRoute, canonical_dir, content_types, error_pages, validate_route};
+use server::{RawServer, server_settings};
+
+pub use routes::{DEFAULT_INDEX, MAX_ERROR_PAGE_BYTES};
+pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, Timeouts};
+
+/// A validated configuration: server settings and a route table.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The routes file it came from, if any.
+    pub source: Option<PathBuf>,
+    pub server: Server,
+    pub routes: Vec<Route>,
+    /// Content types by file extension (lower case, no dot), overriding the built-in table.
+    pub types: HashMap<String, String>,
+    /// Custom error pages (HTML) by status.
+    pub error_pages: HashMap<u16, Arc<[u8]>>,
+}
+
+/// Values given on the command line; each one overrides the routes file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub root: Option<PathBuf>,
+    pub threads: Option<usize>,
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    types: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    errors: BTreeMap<Spanned<String>, PathBuf>,
+}
+
+impl Config {
+    /// Reads and validates a routes file, then applies the command-line overrides.
+    pub fn load(source: &Path, overrides: &Overrides) -> Result<Config> {
+        let text = std::fs::read_to_string(source)
+            .with_context(|| format!("cannot read routes file {}", source.display()))?;
+        let at = Locator {
+            file: source,
+            text: &text,
+        };
+        let raw: RawFile = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| at.line_col(s.start)).unwrap_or_default();
+            anyhow!("{}:{line}: {}", source.display(), e.message().trim_end())
+        })?;
+        let base = match source.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let server = server_settings(raw.server, &base, overrides, &at)?;
+        let mut routes = Vec::with_capacity(raw.route.len());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for spanned in raw.route {
+            let line = at.line(spanned.span().start);
+            let raw = spanned.into_inner();
+            let path = raw.path.clone();
+            let route = validate_route(raw, &server.root)
+                .map_err(|e| anyhow!("{}:{line}: route \"{path}\": {e:#}", source.display()))?;
+            if let Some(first) = seen.insert(route.path.clone(), line) {
+                bail!(
+                    "{}:{line}: route \"{}\" is already declared on line {first}",
+                    source.display(),
+                    route.path
+                );
+            }
+            routes.push(Route { line, ..route });
+        }
+        let types = content_types(raw.types, &at)?;
+        let error_pages = error_pages(raw.errors, &server.root, &at)?;
+        Ok(Config {
+            source: Some(source.to_path_buf()),
+            server,
+            routes,
+            types,
+            error_pages,
+        })
+    }
+
+    /// The configuration for serving one folder, without a routes file.
+    pub fn for_folder(overrides: &Overrides) -> Result<Config> {
+        let at = Locator {
+            file: Path::new("--root"),
+            text: "",
+        };
+        let server = server_settings(RawServer::default(), Path::new("."), overrides, &at)?;
+        let folder = canonical_dir(&server.root).context("--root")?;
+        let route = Route {
+            path: "/".to_owned(),
+            methods: Target::Dir(DirSpec::default()).default_methods(),
+            target: Target::Dir(DirSpec {
+                folder,
+                index: DEFAULT_INDEX.to_owned(),
+                listing: true,
+                ..DirSpec::default()
+            }),
+            line: 0,
+        };
+        Ok(Config {
+            source: None,
+            server,
+            routes: vec![route],
+            types: HashMap::new(),
+            error_pages: HashMap::new(),
+        })
+    }
+
+    /// True when some route runs an action that keeps data.
+    pub fn uses_store(&self) -> bool {
+        self.routes
+            .iter()
+            .any(|r| matches!(r.target, Target::Action(_)))
+    }
+}
+
+/// Turns byte offsets of the routes file into line numbers.
+struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.text.as_bytes()[..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn line_col(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let col = self.text[line_start..offset].chars().count() + 1;
+        format!("{}:{col}", self.line(offset))
+    }
+
+    fn key_error(&self, span: Range<usize>, message: String) -> anyhow::Error {
+        anyhow!(
+            "{}:{}: {message}",
+            self.file.display(),
+            self.line(span.start)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

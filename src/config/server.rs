@@ -1,0 +1,252 @@
+//! The `[server]` table: address, folders, workers, limits and timeouts, combined with the
+//! command-line overrides.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Locator, Overrides};
+use crate::actions::SyncMode;
+use crate::http::Limits;
+use crate::http::request::MAX_HEADERS_CEILING;
+
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+/// Server settings after the routes file and the command line are combined.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    /// The folder route paths are relative to (or, without a routes file, the folder served).
+    pub root: PathBuf,
+    /// Worker threads; 0 means one per CPU.
+    pub threads: usize,
+    /// Where actions keep their data.
+    pub data: PathBuf,
+    /// How user records reach the disk.
+    pub fsync: SyncMode,
+    pub limits: Limits,
+    /// Most connections open at once; `None` means as many as the descriptor limit allows.
+    pub max_connections: Option<usize>,
+    /// A response slower than this (bytes per second, averaged over the send timeout) is cut off;
+    /// 0 turns the check off.
+    pub min_send_rate: u64,
+    pub timeouts: Timeouts,
+}
+
+/// Default minimum send rate: 1 KiB/s.
+pub const DEFAULT_MIN_SEND_RATE: u64 = 1024;
+
+/// How long a client may take at each stage before its connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the connection (or the first byte of a later request) to the end of the head.
+    pub header: Duration,
+    /// To receive a whole request body.
+    pub body: Duration,
+    /// A keep-alive connection waiting for its next request.
+    pub idle: Duration,
+    /// Without progress while sending a response; also the window of the minimum send rate.
+    pub send: Duration,
+    /// Reading and dropping input after the response before a closing connection is released.
+    pub linger: Duration,
+    /// After SIGTERM or SIGINT, how long requests in flight may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+            send: Duration::from_secs(30),
+            linger: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    host: Option<String>,
+    port: Option<u16>,
+    root: Option<PathBuf>,
+    threads: Option<usize>,
+    data: Option<PathBuf>,
+    fsync: Option<Spanned<String>>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_head_bytes: Option<Spanned<usize>>,
+    max_uri_bytes: Option<Spanned<usize>>,
+    max_headers: Option<Spanned<usize>>,
+    max_body_bytes: Option<Spanned<u64>>,
+    max_connections: Option<Spanned<usize>>,
+    min_send_rate: Option<Spanned<u64>>,
+}
+
+/// `[server.timeouts]`, in seconds (fractions allowed).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    header: Option<Spanned<f64>>,
+    body: Option<Spanned<f64>>,
+    idle: Option<Spanned<f64>>,
+    send: Option<Spanned<f64>>,
+    shutdown_grace: Option<Spanned<f64>>,
+}
+
+pub(super) fn server_settings(
+    raw: RawServer,
+    base: &Path,
+    cli: &Overrides,
+    at: &Locator<'_>,
+) -> Result<Server> {
+    let defaults = Limits::default();
+    let l = raw.limits;
+    let key = |name: &str| format!("[server.limits] {name}");
+    let mut limits = Limits {
+        max_head_bytes: ranged(
+            l.max_head_bytes,
+            defaults.max_head_bytes,
+            256..=1 << 20,
+            at,
+            &key("max_head_bytes"),
+        )?,
+        max_uri_bytes: ranged(
+            l.max_uri_bytes,
+            defaults.max_uri_bytes,
+            16..=1 << 20,
+            at,
+            &key("max_uri_bytes"),
+        )?,
+        max_headers: ranged(
+            l.max_headers,
+            defaults.max_headers,
+            1..=MAX_HEADERS_CEILING,
+            at,
+            &key("max_headers"),
+        )?,
+        max_body_bytes: ranged(
+            l.max_body_bytes,
+            defaults.max_body_bytes,
+            0..=1 << 40,
+            at,
+            &key("max_body_bytes"),
+        )?,
+    };
+    limits.max_uri_bytes = limits.max_uri_bytes.min(limits.max_head_bytes);
+    let max_connections = match l.max_connections {
+        None => None,
+        Some(v) => Some(ranged(
+            Some(v),
+            0,
+            1..=10_000_000,
+            at,
+            &key("max_connections"),
+        )?),
+    };
+    let min_send_rate = ranged(
+        l.min_send_rate,
+        DEFAULT_MIN_SEND_RATE,
+        0..=1 << 40,
+        at,
+        &key("min_send_rate"),
+    )?;
+    let fsync = match raw.fsync {
+        None => SyncMode::default(),
+        Some(name) => SyncMode::from_name(name.get_ref()).ok_or_else(|| {
+            at.key_error(
+                name.span(),
+                "[server] fsync must be \"group\" or \"each\"".to_owned(),
+            )
+        })?,
+    };
+    let t = raw.timeouts;
+    let d = Timeouts::default();
+    let timeouts = Timeouts {
+        header: seconds(t.header, d.header, at, "header")?,
+        body: seconds(t.body, d.body, at, "body")?,
+        idle: seconds(t.idle, d.idle, at, "idle")?,
+        send: seconds(t.send, d.send, at, "send")?,
+        linger: d.linger,
+        shutdown_grace: seconds(t.shutdown_grace, d.shutdown_grace, at, "shutdown_grace")?,
+    };
+    Ok(Server {
+        host: cli
+            .host
+            .clone()
+            .or(raw.host)
+            .unwrap_or_else(|| DEFAULT_HOST.to_owned()),
+        port: cli.port.or(raw.port).unwrap_or(DEFAULT_PORT),
+        root: cli
+            .root
+            .clone()
+            .unwrap_or_else(|| base.join(raw.root.unwrap_or_default())),
+        threads: cli.threads.or(raw.threads).unwrap_or(0),
+        data: cli
+            .data
+            .clone()
+            .unwrap_or_else(|| base.join(raw.data.unwrap_or_else(|| DEFAULT_DATA_DIR.into()))),
+        fsync,
+        limits,
+        max_connections,
+        min_send_rate,
+        timeouts,
+    })
+}
+
+/// A number within `range`, or the key's line and the allowed range.
+fn ranged<T: Copy + PartialOrd + std::fmt::Display>(
+    value: Option<Spanned<T>>,
+    default: T,
+    range: RangeInclusive<T>,
+    at: &Locator<'_>,
+    key: &str,
+) -> Result<T> {
+    match value {
+        None => Ok(default),
+        Some(v) if !range.contains(v.get_ref()) => Err(at.key_error(
+            v.span(),
+            format!(
+                "{key} must be between {} and {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+        Some(v) => Ok(v.into_inner()),
+    }
+}
+
+/// A timeout in seconds: more than 0, at most a day.
+fn seconds(
+    value: Option<Spanned<f64>>,
+    default: Duration,
+    at: &Locator<'_>,
+    key: &str,
+) -> Result<Duration> {
+    match value {
+        None => Ok(default),
+        Some(v) if *v.get_ref() > 0.0 && *v.get_ref() <= 86_400.0 => {
+            Ok(Duration::from_secs_f64(v.into_inner()))
+        }
+        Some(v) => Err(at.key_error(
+            v.span(),
+            format!("[server.timeouts] {key} must be more than 0 and at most 86400 seconds"),
+        )),
+    }
+}

@@ -1,0 +1,311 @@
+//! One connection's state machine, stepped by the event loop: read and parse the head, read the
+//! body, answer from the file cache or hand the request to a worker, write the response, then
+//! wait for the next request, close, or drain before closing.
+
+use std::net::Shutdown;
+use std::sync::Arc;
+
+use super::conn::{Flushed, PendingBody, ReadOutcome, State};
+use super::event_loop::EventLoop;
+use crate::handlers::{Dispatch, Routed};
+use crate::http::body::BodyDecoder;
+use crate::http::request::{Framing, Parse, parse_head};
+use crate::http::response::{CONTINUE, ErrorFormat, HeadContext, Response, write_head};
+use crate::http::{HttpError, Request, Version};
+
+/// Bytes of body input buffered per read.
+const BODY_READ_CAP: usize = 64 * 1024;
+/// Reads spent discarding input per turn while draining a closing connection.
+const DRAIN_READS: usize = 16;
+
+/// What a connection needs next.
+enum Next {
+    /// Progress was made; step again.
+    Again,
+    /// Wait for readiness or a worker.
+    Wait,
+    Close,
+}
+
+impl EventLoop {
+    /// Steps a connection's state machine until it must wait.
+    pub(super) fn drive(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let next = match conn.state {
+                State::Idle | State::Head => self.step_head(key),
+                State::Body(_) => self.step_body(key),
+                State::Busy { .. } => Next::Wait,
+                State::Sending => self.step_send(key),
+                State::Draining => self.step_drain(key),
+            };
+            match next {
+                Next::Again => {}
+                Next::Wait => return,
+                Next::Close => {
+                    self.close(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn step_head(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        if conn.input.is_empty() {
+            if !conn.readable {
+                return if conn.peer_closed {
+                    Next::Close
+                } else {
+                    Next::Wait
+                };
+            }
+            return match conn.read_some(self.limits.max_head_bytes) {
+                Ok(ReadOutcome::Data) => Next::Again,
+                Ok(ReadOutcome::WouldBlock) => Next::Wait,
+                Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
+            };
+        }
+        if let State::Idle = conn.state {
+            conn.state = State::Head;
+            // A new connection keeps the deadline it got at accept; a kept-alive one gets the
+            // header timeout from its next request's first byte.
+            if !conn.first_request {
+                conn.deadline = self.now + self.timeouts.header;
+            }
+        }
+        match parse_head(&conn.input, &self.limits) {
+            Ok(Parse::Partial) => {
+                if !conn.readable {
+                    return if conn.peer_closed {
+                        Next::Close
+                    } else {
+                        Next::Wait
+                    };
+                }
+                match conn.read_some(self.limits.max_head_bytes) {
+                    Ok(ReadOutcome::Data) => Next::Again,
+                    Ok(ReadOutcome::WouldBlock) => Next::Wait,
+                    Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
+                }
+            }
+            Err(e) => {
+                let response = self.app.error(e, ErrorFormat::Text);
+                self.respond(key, None, response, false);
+                Next::Again
+            }
+            Ok(Parse::Complete(req, used)) => {
+                conn.input.drain(..used);
+                self.on_head(key, req)
+            }
+        }
+    }
+
+    fn on_head(&mut self, key: usize, req: Request) -> Next {
+        let routed = match self.app.route(&req) {
+            Dispatch::Answer(response) => {
+                // An unread body would be taken for the next request: close instead.
+                let keep_alive = req.keep_alive && req.framing == Framing::None;
+                self.respond(key, Some(&req), response, keep_alive);
+                return Next::Again;
+            }
+            Dispatch::Run(routed) => routed,
+        };
+        let Some(decoder) = BodyDecoder::new(req.framing) else {
+            return self.answer(key, req, routed, Vec::new());
+        };
+        if let Framing::Length(n) = req.framing
+            && n > self.limits.max_body_bytes
+        {
+            let response = self.app.error_response(&routed, HttpError::PayloadTooLarge);
+            self.respond(key, Some(&req), response, false);
+            return Next::Again;
+        }
+        let conn = &mut self.conns[key];
+        if req.expect_continue {
+            conn.output.extend_from_slice(CONTINUE);
+        }
+        conn.state = State::Body(Box::new(PendingBody {
+            req,
+            routed,
+            decoder,
+            body: Vec::new(),
+        }));
+        conn.deadline = self.now + self.timeouts.body;
+        Next::Again
+    }
+
+    /// Answers a routed request: from the file cache, in the loop, when it can; otherwise on a
+    /// worker.
+    fn answer(&mut self, key: usize, req: Request, routed: Routed, body: Vec<u8>) -> Next {
+        let serves_files = self.app.serves_files(&routed);
+        if serves_files
+            && req.framing == Framing::None
+            && let Some(set) = self.cache.get(routed.path(), self.now)
+        {
+            let response = set
+                .respond(&req)
+                .unwrap_or_else(|e| self.app.error_response(&routed, e));
+            let keep_alive = req.keep_alive;
+            self.respond(key, Some(&req), response, keep_alive);
+            return Next::Again;
+        }
+        let req = Arc::new(req);
+        let conn = &mut self.conns[key];
+        let cache_key = serves_files.then(|| routed.path().to_owned());
+        conn.state = State::Busy {
+            req: Arc::clone(&req),
+            cache_key,
+        };
+        let app = Arc::clone(&self.app);
+        self.pool.spawn(key, conn.id, move |reply| {
+            app.handle(&req, &routed, &body, reply)
+        });
+        Next::Wait
+    }
+
+    fn step_body(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        if !conn.flushed() && conn.flush(self.now).is_err() {
+            return Next::Close;
+        }
+        let State::Body(mut pending) = std::mem::replace(&mut conn.state, State::Draining) else {
+            unreachable!("step_body runs in the Body state")
+        };
+        if !conn.input.is_empty() {
+            match pending
+                .decoder
+                .decode(&conn.input, &mut pending.body, self.limits.max_body_bytes)
+            {
+                Err(e) => {
+                    let response = self.app.error_response(&pending.routed, e);
+                    self.respond(key, Some(&pending.req), response, false);
+                    return Next::Again;
+                }
+                Ok(progress) => {
+                    conn.input.drain(..progress.consumed);
+                    if progress.done {
+                        let PendingBody {
+                            req, routed, body, ..
+                        } = *pending;
+                        return self.answer(key, req, routed, body);
+                    }
+                }
+            }
+        }
+        conn.state = State::Body(pending);
+        if !conn.readable {
+            return if conn.peer_closed {
+                Next::Close
+            } else {
+                Next::Wait
+            };
+        }
+        match conn.read_some(BODY_READ_CAP) {
+            Ok(ReadOutcome::Data) => Next::Again,
+            Ok(ReadOutcome::WouldBlock) => Next::Wait,
+            Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
+        }
+    }
+
+    fn step_send(&mut self, key: usize) -> Next {
+        // Stopping: a connection closes once its response is out, even one that began as
+        // keep-alive before the stop.
+        let stopping = self.stopping();
+        let conn = &mut self.conns[key];
+        match conn.flush(self.now) {
+            Err(_) => Next::Close,
+            Ok(Flushed::Blocked) => Next::Wait,
+            Ok(Flushed::Yielded) => {
+                self.ready.push_back(key);
+                Next::Wait
+            }
+            Ok(Flushed::All) if stopping => Next::Close,
+            Ok(Flushed::All) if conn.keep_alive && !(conn.peer_closed && conn.input.is_empty()) => {
+                conn.state = State::Idle;
+                conn.first_request = false;
+                conn.deadline = self.now + self.timeouts.idle;
+                Next::Again
+            }
+            Ok(Flushed::All) if conn.peer_closed => Next::Close,
+            // Nothing unread is known: a plain close cannot reset the answer away.
+            Ok(Flushed::All) if conn.input.is_empty() && !conn.readable => Next::Close,
+            Ok(Flushed::All) => {
+                // Lingering close: stop writing, but keep reading for a moment so that unread
+                // request bytes do not turn our close into a reset that destroys the response.
+                let _ = conn.sock.shutdown(Shutdown::Write);
+                conn.state = State::Draining;
+                conn.deadline = self.now + self.timeouts.linger;
+                Next::Again
+            }
+        }
+    }
+
+    fn step_drain(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        for _ in 0..DRAIN_READS {
+            if !conn.readable {
+                return Next::Wait;
+            }
+            conn.input.clear();
+            match conn.read_some(BODY_READ_CAP) {
+                Ok(ReadOutcome::Data) => {}
+                Ok(ReadOutcome::WouldBlock) => return Next::Wait,
+                Ok(ReadOutcome::Eof) | Err(_) => return Next::Close,
+            }
+        }
+        Next::Wait
+    }
+
+    /// Serialises a response onto the connection and logs it; the one path every answer takes.
+    pub(super) fn respond(
+        &mut self,
+        key: usize,
+        req: Option<&Request>,
+        response: Response,
+        keep_alive: bool,
+    ) {
+        let keep_alive = keep_alive && !self.stopping();
+        let conn = &mut self.conns[key];
+        let head_only = req.is_some_and(Request::is_head);
+        let ctx = HeadContext {
+            date: self.date.now(),
+            keep_alive,
+            request_version: req.map_or(Version::Http11, |r| r.version),
+        };
+        write_head(&mut conn.output, &response, &ctx);
+        let sent = if head_only { 0 } else { response.body.len() };
+        self.log.record(conn.peer, req, response.status, sent);
+        if !head_only {
+            conn.queue_body(response.body);
+        }
+        conn.keep_alive = keep_alive;
+        conn.state = State::Sending;
+        conn.window_start = self.now;
+        conn.window_sent = conn.sent;
+    }
+
+    /// Sends the responses workers have finished, keeping their file sets for next time.
+    pub(super) fn complete(&mut self) {
+        let finished: Vec<_> = self.pool.finished().collect();
+        for done in finished {
+            let Some(conn) = self.conns.get_mut(done.key) else {
+                continue;
+            };
+            if conn.id != done.conn_id || !matches!(conn.state, State::Busy { .. }) {
+                continue;
+            }
+            let State::Busy { req, cache_key } = std::mem::replace(&mut conn.state, State::Sending)
+            else {
+                unreachable!("checked above")
+            };
+            if let (Some(set), Some(path)) = (done.cached, cache_key) {
+                self.cache.insert(&path, set, self.now);
+            }
+            self.respond(done.key, Some(&req), done.response, req.keep_alive);
+            self.drive(done.key);
+        }
+    }
+}
