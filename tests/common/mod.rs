@@ -127,6 +127,25 @@ pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// True while the connection is established in the kernel's view: a server's reset shows here
+/// at once, even while unread data is still buffered for the reader.
+pub fn established(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: TCP_INFO writes at most `len` bytes into `info` and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && info[0] == 1 // TCP_ESTABLISHED
+}
+
 /// One parsed response.
 #[derive(Debug, Clone)]
 pub struct Reply {
