@@ -11,7 +11,10 @@ Examples:
   tws --config routes.toml              serve the routes declared in routes.toml
   tws --root ./public --port 8000       serve a folder (index.html or a listing)
   tws --config routes.toml --port 0     listen on any free port (printed at startup)
-  tws --check --config routes.toml      validate the routes file and print the table";
+  tws --check --config routes.toml      validate the routes file and print the table
+  tws --print-completions bash > /etc/bash_completion.d/tws
+
+routes.toml is re-read when it changes (or on SIGHUP); SIGTERM or SIGINT stops gracefully.";
 
 /// A small, fast, trustworthy HTTP/1.1 web server.
 #[derive(Debug, Parser)]
@@ -53,8 +56,21 @@ pub struct Cli {
     pub check: bool,
 
     /// Access log on stdout: one line per response (Combined Log Format or JSON), or none
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Combined)]
-    pub log_format: LogFormat,
+    /// [default: combined; off with --quiet]
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Print only the URL at startup, and no access log unless --log-format asks for one
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Do not re-read the routes file when it changes (SIGHUP still reloads it)
+    #[arg(long)]
+    pub no_watch: bool,
+
+    /// Print a completion script for SHELL to stdout and exit
+    #[arg(long, value_name = "SHELL", value_enum)]
+    pub print_completions: Option<clap_complete::Shell>,
 
     /// Print the manual page (roff) to stdout and exit
     #[arg(long, hide = true)]
@@ -73,6 +89,15 @@ pub enum LogFormat {
 }
 
 impl Cli {
+    /// The access log format in force.
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            Some(format) => format,
+            None if self.quiet => LogFormat::Off,
+            None => LogFormat::Combined,
+        }
+    }
+
     /// The values that override the routes file's `[server]` table.
     pub fn overrides(&self) -> Overrides {
         Overrides {

@@ -4,6 +4,7 @@
 //! action needs it, bind, announce the URL, and serve.
 
 pub mod actions;
+pub mod banner;
 pub mod cli;
 pub mod config;
 pub mod handlers;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod log;
 pub mod man;
 pub mod path;
+pub mod reload;
 pub mod router;
 pub mod routes;
 pub mod server;
@@ -22,9 +24,11 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use actions::{JsonlStore, UserStore};
+use banner::Banner;
 use cli::Cli;
 use config::Config;
 use handlers::App;
+use reload::{Live, Reloader};
 use server::Server;
 
 /// Runs tws as the command line asks.
@@ -33,7 +37,13 @@ pub fn run(cli: &Cli) -> Result<()> {
         std::io::stdout().write_all(&man::render())?;
         return Ok(());
     }
+    if let Some(shell) = cli.print_completions {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "tws", &mut std::io::stdout());
+        return Ok(());
+    }
     let overrides = cli.overrides();
+    let read = cli.config.as_deref().and_then(reload::stamp);
     let config = match &cli.config {
         Some(path) => Config::load(path, &overrides)?,
         None => Config::for_folder(&overrides)?,
@@ -50,23 +60,35 @@ pub fn run(cli: &Cli) -> Result<()> {
     } else {
         None
     };
-    let app = App::from_config(&config, users);
-    let server = Server::bind(&config.server, app, cli.log_format)?;
+    actions::health::mark_start();
+    let app = App::from_config(&config, users.clone());
+    let live = Arc::new(Live::new(app, config.server.clone()));
+    let server = Server::bind(Arc::clone(&live), cli.log_format())?;
+    let watch = !cli.no_watch;
+    let banner = Banner {
+        addr: server.local_addr(),
+        routes: config.routes.len(),
+        root: &config.server.root,
+        data: users.as_ref().map(|_| config.server.data.as_path()),
+        max_connections: server.max_connections(),
+        fd_limit: server.fd_limit(),
+        source: config.source.as_deref().map(|p| (p, watch)),
+    };
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "tws {} serving {} routes at http://{}/ (root {}, data {}, up to {} connections; open file limit {})",
-        env!("CARGO_PKG_VERSION"),
-        config.routes.len(),
-        server.local_addr(),
-        config.server.root.display(),
-        config.server.data.display(),
-        server.max_connections(),
-        server.fd_limit(),
-    );
+    let _ = out.write_all(banner.render(cli.quiet, banner::use_colour()).as_bytes());
+    if server.activated() {
+        let _ = writeln!(
+            out,
+            "  listening on the socket passed by systemd (host and port ignored)"
+        );
+    }
     let _ = out.flush();
     drop(out);
-    server.run()
+    let reloader = config
+        .source
+        .clone()
+        .map(|source| Reloader::new(source, read, overrides, live, users));
+    server.run(reloader, watch)
 }
 
 /// The route table as `--check` prints it.

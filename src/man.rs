@@ -85,11 +85,12 @@ A folder mounted under \fBpath\fR.
 \fBsymlinks\fR = "inside" (default) | "never" | "follow" says which symlinks are followed.
 A folder requested without its trailing slash is redirected (301) to the slash form.
 .TP
-\fBaction\fR = "create_user" | "list_users" | "get_user"
+\fBaction\fR = "create_user" | "list_users" | "get_user" | "health"
 A built-in action.
 create_user answers POST with a JSON or form body holding \fBNombre\fR;
 list_users answers GET with every user;
-get_user answers GET on a path ending in \fB{id}\fR, such as "/users/{id}".
+get_user answers GET on a path ending in \fB{id}\fR, such as "/users/{id}";
+health answers GET with the status, version and uptime.
 .TP
 \fBcache_control\fR = "public, max-age=3600"
 Cache-Control sent with the files of a file, page or dir route.
@@ -122,9 +123,18 @@ download = true
 path = "/createUser"
 action = "create_user"
 .fi
+.SH "RELOADING"
+When the routes file changes (it is checked five times a second; \fB--no-watch\fR turns this off) or on SIGHUP, tws re-reads it and validates it fully.
+A valid file replaces the route table at once: new requests use it, requests in flight finish on the old one, no connection is dropped and the listening socket stays open.
+An invalid file is refused with one line naming file, line and key, and the old table keeps serving.
+Changes of host, port, threads, data or fsync need a restart; the log says so.
 .SH "SIGNALS"
 SIGTERM or SIGINT stops tws gracefully: it stops accepting, closes idle connections, lets requests in flight finish (up to \fBshutdown_grace\fR), flushes the user store and exits 0.
 A second signal exits at once (status 130).
+.SH "ENVIRONMENT"
+\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR and \fBTWS_ROOT\fR stand in for the flags of the same name.
+\fBNO_COLOR\fR turns colour off; it is only used on a terminal anyway.
+\fBLISTEN_FDS\fR and \fBLISTEN_PID\fR (systemd socket activation) hand tws its listening socket.
 .SH "EXIT STATUS"
 0 when the server stops normally or \fB--check\fR finds no problem;
 1 on a startup error (bad routes file, missing file, port in use), printed as one line;

@@ -64,16 +64,24 @@ pub enum Action {
     CreateUser,
     ListUsers,
     GetUser,
+    /// Liveness: uptime and version.
+    Health,
 }
 
 impl Action {
-    const ALL: [Action; 3] = [Action::CreateUser, Action::ListUsers, Action::GetUser];
+    const ALL: [Action; 4] = [
+        Action::CreateUser,
+        Action::ListUsers,
+        Action::GetUser,
+        Action::Health,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Action::CreateUser => "create_user",
             Action::ListUsers => "list_users",
             Action::GetUser => "get_user",
+            Action::Health => "health",
         }
     }
 
@@ -85,6 +93,14 @@ impl Action {
         Action::ALL.iter().map(|a| a.name()).collect()
     }
 
+    /// True for actions that keep users, and so need the store.
+    pub fn uses_store(self) -> bool {
+        matches!(
+            self,
+            Action::CreateUser | Action::ListUsers | Action::GetUser
+        )
+    }
+
     /// True for actions addressed by an `{id}` segment at the end of their path.
     pub fn takes_id(self) -> bool {
         self == Action::GetUser
@@ -93,7 +109,9 @@ impl Action {
     fn methods(self) -> Methods {
         match self {
             Action::CreateUser => Methods::of(&[Method::Post]),
-            Action::ListUsers | Action::GetUser => Methods::of(&[Method::Get, Method::Head]),
+            Action::ListUsers | Action::GetUser | Action::Health => {
+                Methods::of(&[Method::Get, Method::Head])
+            }
         }
     }
 }

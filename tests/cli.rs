@@ -41,10 +41,59 @@ fn help_and_version() {
 }
 
 #[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, needle) in [
+        ("bash", "_tws()"),
+        ("zsh", "#compdef tws"),
+        ("fish", "complete -c tws"),
+    ] {
+        let (code, out, err) = run(&["--print-completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains(needle) && out.contains("--config"),
+            "{shell}: {out}"
+        );
+    }
+}
+
+#[test]
+fn quiet_prints_only_the_url_and_no_access_log() {
+    let data = scratch("cli-quiet");
+    let server = Server::start(&[
+        "--config",
+        "routes.toml",
+        "--data",
+        data.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(get(&server, "/healthz").status, 200);
+    let url = format!("http://{}/", server.addr);
+    // The harness drains stdout line by line; give it a bounded moment to see anything more.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(300) {
+        assert_eq!(server.log_lines(), vec![url.clone()]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn environment_variables_stand_in_for_flags() {
+    let out = tws()
+        .args(["--check"])
+        .env("TWS_CONFIG", "routes.toml")
+        .env("TWS_PORT", "1234")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("routes.toml: ok"));
+}
+
+#[test]
 fn check_validates_the_bundled_routes_and_prints_the_table() {
     let (code, out, err) = run(&["--check", "--config", "routes.toml"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("routes.toml: ok, 13 routes\n"), "{out}");
+    assert!(out.starts_with("routes.toml: ok, 14 routes\n"), "{out}");
     for path in [
         "/page_four",
         "/image_user_two",

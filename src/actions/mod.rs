@@ -1,5 +1,6 @@
 //! Named built-in actions (`action = "..."` in routes.toml) and the store they keep users in.
 
+pub mod health;
 pub mod store;
 pub mod users;
 
@@ -20,15 +21,12 @@ pub fn run(
     reply: Reply,
     error: impl Fn(HttpError) -> Response,
 ) {
-    let Some(users) = users else {
-        return reply.send(error(HttpError::ServiceUnavailable(
-            "no user store is configured",
-        )));
-    };
-    let result = match action {
-        Action::CreateUser => return users::create(users, req, body, reply),
-        Action::ListUsers => Ok(users::list(users)),
-        Action::GetUser => users::get(users, param),
+    let result = match (action, users) {
+        (Action::Health, _) => Ok(health::report()),
+        (_, None) => Err(HttpError::ServiceUnavailable("no user store is configured")),
+        (Action::CreateUser, Some(store)) => return users::create(store, req, body, reply),
+        (Action::ListUsers, Some(store)) => Ok(users::list(store)),
+        (Action::GetUser, Some(store)) => users::get(store, param),
     };
     reply.send(result.unwrap_or_else(error));
 }

@@ -130,11 +130,11 @@ impl Config {
         })
     }
 
-    /// True when some route runs an action that keeps data.
+    /// True when some route runs an action that keeps users.
     pub fn uses_store(&self) -> bool {
         self.routes
             .iter()
-            .any(|r| matches!(r.target, Target::Action(_)))
+            .any(|r| matches!(r.target, Target::Action(a) if a.uses_store()))
     }
 }
 

@@ -16,12 +16,13 @@ use super::Control;
 use super::cache::FileCache;
 use super::conn::{Conn, State};
 use super::pool::Pool;
-use crate::config::{self, Timeouts};
+use crate::config::Timeouts;
 use crate::handlers::App;
 use crate::http::date::DateCache;
 use crate::http::response::{ErrorFormat, HeadContext, Response, write_head};
 use crate::http::{HttpError, Limits, Version};
 use crate::log::AccessLog;
+use crate::reload::Live;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
@@ -35,6 +36,9 @@ pub struct EventLoop {
     /// `None` once stopping: no more connections are accepted.
     listener: Option<TcpListener>,
     pub(super) pool: Pool,
+    /// The routes and settings in force, and the generation they belong to.
+    live: Arc<Live>,
+    generation: u64,
     pub(super) app: Arc<App>,
     pub(super) limits: Limits,
     pub(super) timeouts: Timeouts,
@@ -61,17 +65,20 @@ impl EventLoop {
         poll: Poll,
         listener: TcpListener,
         pool: Pool,
-        app: Arc<App>,
-        settings: &config::Server,
+        live: Arc<Live>,
         control: Arc<Control>,
         log: AccessLog,
     ) -> EventLoop {
         let now = Instant::now();
+        let snapshot = live.snapshot();
+        let settings = &snapshot.server;
         EventLoop {
             poll,
             listener: Some(listener),
             pool,
-            app,
+            generation: live.generation(),
+            live: Arc::clone(&live),
+            app: Arc::clone(&snapshot.app),
             limits: settings.limits,
             timeouts: settings.timeouts,
             min_send_rate: settings.min_send_rate,
@@ -105,6 +112,9 @@ impl EventLoop {
                 return Err(e);
             }
             self.now = Instant::now();
+            if self.live.generation() != self.generation {
+                self.switch_snapshot();
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -145,6 +155,18 @@ impl EventLoop {
                 return Ok(());
             }
         }
+    }
+
+    /// Takes up a reloaded routes file: new requests use it; requests already with a worker
+    /// finish on the application they started with. Cached files of the old table are dropped.
+    fn switch_snapshot(&mut self) {
+        self.generation = self.live.generation();
+        let snapshot = self.live.snapshot();
+        self.app = Arc::clone(&snapshot.app);
+        self.limits = snapshot.server.limits;
+        self.timeouts = snapshot.server.timeouts;
+        self.min_send_rate = snapshot.server.min_send_rate;
+        self.cache = FileCache::default();
     }
 
     fn poll_timeout(&self) -> Duration {

@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::{Context, Result, anyhow};
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
 use crate::cli::LogFormat;
 use crate::config;
-use crate::handlers::App;
 use crate::log::AccessLog;
+use crate::reload::{Live, Reloader};
 use event_loop::{EventLoop, WAKER};
 use pool::Pool;
 
@@ -36,7 +36,8 @@ const RESERVED_FDS: usize = 128;
 pub struct Control {
     /// Connections open across all loops.
     open: AtomicUsize,
-    max_connections: usize,
+    /// The cap; a reload may change it.
+    max_connections: AtomicUsize,
     /// Set by the first SIGTERM or SIGINT.
     stopping: AtomicBool,
 }
@@ -44,7 +45,8 @@ pub struct Control {
 impl Control {
     /// Counts a new connection, unless the cap is reached.
     fn admit(&self) -> bool {
-        if self.open.fetch_add(1, Ordering::AcqRel) < self.max_connections {
+        let max = self.max_connections.load(Ordering::Relaxed);
+        if self.open.fetch_add(1, Ordering::AcqRel) < max {
             true
         } else {
             self.open.fetch_sub(1, Ordering::AcqRel);
@@ -67,9 +69,13 @@ pub struct Server {
     /// (The port stays exclusive: no SO_REUSEPORT, so a second server on it fails to start.)
     listeners: Vec<TcpListener>,
     addr: SocketAddr,
-    app: Arc<App>,
+    /// True when the listener came from systemd (socket activation).
+    activated: bool,
+    live: Arc<Live>,
     settings: config::Server,
     control: Arc<Control>,
+    /// Connections the open file limit allows.
+    capacity: usize,
     /// The open file limit, raised to its hard limit.
     fd_limit: usize,
     access_log: LogFormat,
@@ -77,24 +83,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket and takes over SIGTERM and SIGINT; every failure names the
-    /// address and the reason.
-    pub fn bind(settings: &config::Server, app: App, access_log: LogFormat) -> Result<Server> {
-        let host = settings.host.trim_start_matches('[').trim_end_matches(']');
-        let shown = format!("{}:{}", settings.host, settings.port);
-        let fail =
-            |e: std::io::Error| anyhow!("cannot listen on {shown}: {}", crate::io_reason(&e));
-        let addr = (host, settings.port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                anyhow!(
-                    "cannot listen on {shown}: cannot resolve host: {}",
-                    crate::io_reason(&e)
-                )
-            })?
-            .next()
-            .ok_or_else(|| anyhow!("cannot listen on {shown}: host has no address"))?;
-        let socket = listen(addr).map_err(fail)?;
+    /// Binds the listening socket (or takes the one systemd passed, see `activated_listener`)
+    /// and takes over SIGTERM, SIGINT and SIGHUP; every failure names the address and the
+    /// reason.
+    pub fn bind(live: Arc<Live>, access_log: LogFormat) -> Result<Server> {
+        let settings = live.snapshot().server.clone();
+        let (socket, activated) = match activated_listener()? {
+            Some(socket) => (socket, true),
+            None => (bind_configured(&settings)?, false),
+        };
         let addr = socket
             .local_addr()
             .context("cannot read the listening address")?;
@@ -121,22 +118,29 @@ impl Server {
             Some(max) => max,
             None => capacity,
         };
-        let signals =
-            Signals::new([SIGTERM, SIGINT]).context("cannot handle SIGTERM and SIGINT")?;
+        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+            .context("cannot handle SIGTERM, SIGINT and SIGHUP")?;
         Ok(Server {
             listeners,
             addr,
-            app: Arc::new(app),
-            settings: settings.clone(),
+            activated,
+            live,
+            settings,
             control: Arc::new(Control {
                 open: AtomicUsize::new(0),
-                max_connections,
+                max_connections: AtomicUsize::new(max_connections),
                 stopping: AtomicBool::new(false),
             }),
+            capacity,
             fd_limit,
             access_log,
             signals,
         })
+    }
+
+    /// True when systemd handed over the listening socket.
+    pub fn activated(&self) -> bool {
+        self.activated
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -145,7 +149,7 @@ impl Server {
 
     /// Most connections served at once: the configured cap, or what the descriptor limit allows.
     pub fn max_connections(&self) -> usize {
-        self.control.max_connections
+        self.control.max_connections.load(Ordering::Relaxed)
     }
 
     /// The open file limit in force (the soft limit is raised to the hard one at startup).
@@ -154,8 +158,9 @@ impl Server {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish
-    /// (within the grace period) and returns. A second signal exits at once.
-    pub fn run(self) -> Result<()> {
+    /// (within the grace period) and returns. A second signal exits at once. SIGHUP, and with
+    /// `watch` a change of the routes file, reload it through `reloader`.
+    pub fn run(self, reloader: Option<Reloader>, watch: bool) -> Result<()> {
         let workers = pool::workers(self.settings.threads)?;
         let mut handles = Vec::new();
         let mut wakers = Vec::new();
@@ -169,8 +174,7 @@ impl Server {
                 poll,
                 listener,
                 Pool::new(Arc::clone(&workers), waker),
-                Arc::clone(&self.app),
-                &self.settings,
+                Arc::clone(&self.live),
                 Arc::clone(&self.control),
                 AccessLog::new(self.access_log),
             );
@@ -180,13 +184,39 @@ impl Server {
                 .context("cannot start an event loop")?;
             handles.push(handle);
         }
+        let hup = match reloader {
+            Some(mut reloader) => {
+                let control = Arc::clone(&self.control);
+                let capacity = self.capacity;
+                reloader.on_change(capacity, move |server| {
+                    let max = server.max_connections.unwrap_or(capacity);
+                    control.max_connections.store(max, Ordering::Relaxed);
+                });
+                let trigger = reloader.trigger();
+                std::thread::Builder::new()
+                    .name("tws-reload".to_owned())
+                    .spawn(move || reloader.run(watch))
+                    .context("cannot start the reload thread")?;
+                Some(trigger)
+            }
+            None => None,
+        };
         let control = Arc::clone(&self.control);
         let grace = self.settings.timeouts.shutdown_grace;
         let mut signals = self.signals;
         std::thread::Builder::new()
             .name("tws-signals".to_owned())
             .spawn(move || {
-                for _ in signals.forever() {
+                for signal in signals.forever() {
+                    if signal == SIGHUP {
+                        match &hup {
+                            Some(trigger) => {
+                                let _ = trigger.send(());
+                            }
+                            None => eprintln!("tws: SIGHUP: no routes file to reload"),
+                        }
+                        continue;
+                    }
                     if control.stopping.swap(true, Ordering::AcqRel) {
                         eprintln!("tws: second signal: exiting now");
                         std::process::exit(130);
@@ -210,6 +240,59 @@ impl Server {
         eprintln!("tws: stopped");
         Ok(())
     }
+}
+
+/// Binds the configured host and port.
+fn bind_configured(settings: &config::Server) -> Result<std::net::TcpListener> {
+    let host = settings.host.trim_start_matches('[').trim_end_matches(']');
+    let shown = format!("{}:{}", settings.host, settings.port);
+    let addr = (host, settings.port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            anyhow!(
+                "cannot listen on {shown}: cannot resolve host: {}",
+                crate::io_reason(&e)
+            )
+        })?
+        .next()
+        .ok_or_else(|| anyhow!("cannot listen on {shown}: host has no address"))?;
+    listen(addr).map_err(|e| anyhow!("cannot listen on {shown}: {}", crate::io_reason(&e)))
+}
+
+/// The listening socket systemd passes with socket activation: `LISTEN_PID` names this process
+/// and `LISTEN_FDS` counts descriptors from 3. The variables are removed once read.
+fn activated_listener() -> Result<Option<std::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    const FIRST_FD: i32 = 3;
+    let pid = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok());
+    if pid != Some(std::process::id()) || fds.unwrap_or(0) < 1 {
+        return Ok(None);
+    }
+    // SAFETY: removing variables before any other thread is started (bind runs first).
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if fds > Some(1) {
+        eprintln!("tws: warning: socket activation passed several sockets; using the first");
+    }
+    // SAFETY: systemd passes FIRST_FD open for this process, which now owns it.
+    let socket = unsafe { Socket::from_raw_fd(FIRST_FD) };
+    let usable = socket.r#type().is_ok_and(|t| t == Type::STREAM)
+        && socket.local_addr().is_ok_and(|a| a.as_socket().is_some());
+    if !usable {
+        anyhow::bail!("socket activation: descriptor {FIRST_FD} is not a TCP socket");
+    }
+    socket
+        .set_nonblocking(true)
+        .context("socket activation: cannot make the socket non-blocking")?;
+    Ok(Some(socket.into()))
 }
 
 /// A non-blocking listening socket with SO_REUSEADDR and a deep accept queue.

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,36 +34,52 @@ pub fn tws() -> Command {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Lines written to stdout (the banner and the access log) and to stderr.
     pub log: Arc<Mutex<Vec<String>>>,
+    pub errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Starts tws with `args` plus `--port 0` and waits for its URL line.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = tws()
-            .args(args)
-            .args(["--port", "0"])
-            .current_dir(repo())
+        let mut command = tws();
+        command.args(args).args(["--port", "0"]).current_dir(repo());
+        Server::spawn(command)
+    }
+
+    /// Starts a prepared command and waits for the URL line on its stdout.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start tws");
-        let stdout = child.stdout.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = channel();
-        let lines = Arc::clone(&log);
-        // Drain stdout for the server's whole life so logging never blocks it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("http://") {
-                    let url = &line[at + 7..];
-                    let _ = tx.send(url[..url.find('/').unwrap_or(url.len())].to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
+        let log = drain(child.stdout.take().unwrap(), Some(tx));
+        let errors = drain(child.stderr.take().unwrap(), None);
         let addr = wait_for_url(&rx, &mut child);
-        Server { child, addr, log }
+        Server {
+            child,
+            addr,
+            log,
+            errors,
+        }
+    }
+
+    /// Waits (bounded) for a line on stderr containing `text`.
+    pub fn wait_error(&self, text: &str) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let lines = self.errors.lock().unwrap().clone();
+            if let Some(line) = lines.iter().find(|l| l.contains(text)) {
+                return line.clone();
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "no stderr line with {text:?}: {lines:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The bundled routes.toml with its own data folder.
@@ -104,7 +120,33 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let lines = self
+                .errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for line in lines.iter() {
+                eprintln!("tws stderr: {line}");
+            }
+        }
     }
+}
+
+/// Collects a pipe's lines for the server's whole life, so writing never blocks it; the first
+/// `http://HOST:PORT/` seen goes to `url`.
+fn drain(pipe: impl Read + Send + 'static, url: Option<Sender<String>>) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let (Some(tx), Some(at)) = (&url, line.find("http://")) {
+                let rest = &line[at + 7..];
+                let _ = tx.send(rest[..rest.find('/').unwrap_or(rest.len())].to_owned());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 fn wait_for_url(rx: &Receiver<String>, child: &mut Child) -> SocketAddr {

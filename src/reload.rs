@@ -1,0 +1,235 @@
+//! Hot reload of routes.toml. `Live` holds the current application and settings; event loops
+//! notice a new generation at their next turn and switch to it, while requests in flight
+//! finish on the snapshot they started with. The `Reloader` re-reads the routes file when it
+//! changes (checked a few times a second) or on SIGHUP, validates it fully, and either swaps it
+//! in or logs why not and keeps serving the previous table.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::actions::{JsonlStore, UserStore};
+use crate::config::{self, Config, Overrides};
+use crate::handlers::App;
+
+/// How often the routes file is checked for changes.
+pub const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// An application and the settings it was loaded with.
+pub struct Snapshot {
+    pub app: Arc<App>,
+    pub server: config::Server,
+}
+
+/// The snapshot in force, and a counter bumped at each swap.
+pub struct Live {
+    current: Mutex<Arc<Snapshot>>,
+    generation: AtomicU64,
+}
+
+impl Live {
+    pub fn new(app: App, server: config::Server) -> Live {
+        let snapshot = Snapshot {
+            app: Arc::new(app),
+            server,
+        };
+        Live {
+            current: Mutex::new(Arc::new(snapshot)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Cheap: loops compare it with the generation they hold once per turn.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn replace(&self, snapshot: Snapshot) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Identity of the routes file's contents on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    ino: u64,
+}
+
+/// The routes file's identity now; taken before it is first read, so that no later change
+/// goes unnoticed.
+pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        ino: meta.ino(),
+    })
+}
+
+/// Told the settings in force after each successful reload.
+type OnChange = Box<dyn Fn(&config::Server) + Send>;
+
+/// Re-reads one routes file into a `Live`.
+pub struct Reloader {
+    source: PathBuf,
+    overrides: Overrides,
+    live: Arc<Live>,
+    users: Option<Arc<dyn UserStore>>,
+    /// Most connections the descriptor limit allows: a reload cannot raise the cap past it.
+    capacity: usize,
+    on_change: Option<OnChange>,
+    trigger_tx: Sender<()>,
+    trigger_rx: Receiver<()>,
+    /// The file as it was when last read.
+    last: Option<FileStamp>,
+}
+
+impl Reloader {
+    /// `read` is the file's stamp from before it was loaded.
+    pub fn new(
+        source: PathBuf,
+        read: Option<FileStamp>,
+        overrides: Overrides,
+        live: Arc<Live>,
+        users: Option<Arc<dyn UserStore>>,
+    ) -> Reloader {
+        let (trigger_tx, trigger_rx) = channel();
+        Reloader {
+            source,
+            overrides,
+            live,
+            users,
+            capacity: usize::MAX,
+            on_change: None,
+            trigger_tx,
+            trigger_rx,
+            last: read,
+        }
+    }
+
+    /// Sends a reload request (SIGHUP).
+    pub fn trigger(&self) -> Sender<()> {
+        self.trigger_tx.clone()
+    }
+
+    /// Calls `f` with the new settings after each successful reload; `capacity` caps
+    /// `max_connections`.
+    pub fn on_change(&mut self, capacity: usize, f: impl Fn(&config::Server) + Send + 'static) {
+        self.capacity = capacity;
+        self.on_change = Some(Box::new(f));
+    }
+
+    /// Waits for triggers (and, when `watch`, for the file to change) until the process ends.
+    pub fn run(mut self, watch: bool) {
+        loop {
+            let triggered = if watch {
+                match self.trigger_rx.recv_timeout(WATCH_EVERY) {
+                    Ok(()) => true,
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match self.trigger_rx.recv() {
+                    Ok(()) => true,
+                    Err(_) => return,
+                }
+            };
+            let now = stamp(&self.source);
+            if triggered || now != self.last {
+                // An editor may still be writing: wait until the file holds still.
+                let mut settled = now;
+                for _ in 0..10 {
+                    std::thread::sleep(Duration::from_millis(30));
+                    let again = stamp(&self.source);
+                    if again == settled {
+                        break;
+                    }
+                    settled = again;
+                }
+                self.last = settled;
+                self.reload();
+            }
+        }
+    }
+
+    /// Loads and validates the routes file; swaps it in, or says why not. Returns success.
+    pub fn reload(&mut self) -> bool {
+        let shown = self.source.display().to_string();
+        let config = match Config::load(&self.source, &self.overrides) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!(
+                    "tws: reload of {shown} refused, still serving the previous routes: {e:#}"
+                );
+                return false;
+            }
+        };
+        let old = self.live.snapshot();
+        for key in restart_only_changes(&old.server, &config.server) {
+            eprintln!(
+                "tws: warning: {shown}: a change of [server] {key} needs a restart; keeping the running value"
+            );
+        }
+        if config.uses_store() && self.users.is_none() {
+            match JsonlStore::open(&old.server.data, old.server.fsync) {
+                Ok(store) => self.users = Some(Arc::new(store)),
+                Err(e) => {
+                    eprintln!(
+                        "tws: reload of {shown} refused, still serving the previous routes: {e:#}"
+                    );
+                    return false;
+                }
+            }
+        }
+        let mut server = config.server.clone();
+        // What cannot change while running keeps its running value.
+        server.host.clone_from(&old.server.host);
+        server.port = old.server.port;
+        server.threads = old.server.threads;
+        server.data.clone_from(&old.server.data);
+        server.fsync = old.server.fsync;
+        server.max_connections = server.max_connections.map(|m| m.min(self.capacity));
+        if let Some(f) = &self.on_change {
+            f(&server);
+        }
+        let app = App::from_config(&config, self.users.clone());
+        let routes = config.routes.len();
+        self.live.replace(Snapshot {
+            app: Arc::new(app),
+            server,
+        });
+        eprintln!("tws: reloaded {shown}: {routes} routes");
+        true
+    }
+}
+
+/// The `[server]` keys whose change only a restart can apply.
+fn restart_only_changes(old: &config::Server, new: &config::Server) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.host != new.host {
+        changed.push("host");
+    }
+    if old.port != new.port {
+        changed.push("port");
+    }
+    if old.threads != new.threads {
+        changed.push("threads");
+    }
+    if old.data != new.data {
+        changed.push("data");
+    }
+    if old.fsync != new.fsync {
+        changed.push("fsync");
+    }
+    changed
+}
