@@ -18,6 +18,9 @@ pub fn normalize(raw: &str) -> Result<String, HttpError> {
     if raw.contains('\\') {
         return Err(HttpError::BadRequest("backslash in path"));
     }
+    if is_plain(rest) {
+        return Ok(raw.to_owned());
+    }
     let mut segments: Vec<String> = Vec::new();
     let mut trailing_slash = false;
     for raw_segment in rest.split('/') {
@@ -47,6 +50,17 @@ pub fn normalize(raw: &str) -> Result<String, HttpError> {
         path.push('/');
     }
     Ok(path)
+}
+
+/// True when a path (after its leading '/') is already normalised: no escapes, no NUL, no
+/// empty, `.` or `..` segments.
+fn is_plain(rest: &str) -> bool {
+    !rest.contains(['%', '\0'])
+        && !rest.starts_with('/')
+        && !rest.contains("//")
+        && rest
+            .split('/')
+            .all(|segment| segment != "." && segment != "..")
 }
 
 const BAD_ESCAPE: HttpError = HttpError::BadRequest("invalid percent-encoding in path");
@@ -177,6 +191,7 @@ mod tests {
             ("/a%5cb", Err(400)),
             ("/a\\..\\b", Err(400)),
             ("/a%00b", Err(400)),
+            ("/a\0b", Err(400)),
             ("/%", Err(400)),
             ("/%4", Err(400)),
             ("/%zz", Err(400)),
