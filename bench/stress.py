@@ -36,7 +36,13 @@ class Tws:
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        self.banner = self.proc.stdout.readline()
+        # The banner: its first line holds the URL, a later one the connection capacity.
+        self.banner = ""
+        while "connections" not in self.banner:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"tws exited: {self.banner!r}")
+            self.banner += line
         match = re.search(r"http://([\d.]+):(\d+)/", self.banner)
         if not match:
             raise RuntimeError(f"no URL in {self.banner!r}")
@@ -308,6 +314,7 @@ def main():
     parser.add_argument("--idle", type=int, default=5000, help="idle connections to hold")
     parser.add_argument("--clients", type=int, default=50, help="clients of the big file")
     parser.add_argument("--size-mib", type=int, default=2048, help="size of the big file")
+    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tws-stress-"))
     site = base / "site"
@@ -326,6 +333,8 @@ def main():
         ("big", lambda: scenario_big_downloads(base, rows, args.clients, size)),
         ("stop", lambda: scenario_stop_under_load(base, rows, size)),
     ]:
+        if args.only and args.only != name:
+            continue
         print(f"running {name} ...", file=sys.stderr)
         try:
             run()

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -18,8 +18,6 @@ use crate::http::{Body, Request};
 
 /// Buffers larger than this are given back once emptied rather than kept for the next request.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
-/// Bytes asked of the kernel per read.
-const READ_CHUNK: usize = 16 * 1024;
 /// Most file bytes sent to one connection per turn of the loop, so that one fast reader of a
 /// large file cannot starve the others.
 const SEND_BUDGET: u64 = 1 << 20;
@@ -145,35 +143,24 @@ impl Conn {
     }
 
     /// Reads once into `input`, up to `cap` buffered bytes.
-    pub fn read_some(&mut self, cap: usize) -> io::Result<ReadOutcome> {
+    pub fn read_some(&mut self, cap: usize, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
         if self.peer_closed {
             return Ok(ReadOutcome::Eof);
         }
-        let room = cap.saturating_sub(self.input.len()).min(READ_CHUNK);
+        let room = cap.saturating_sub(self.input.len()).min(scratch.len());
         if room == 0 {
             return Ok(ReadOutcome::WouldBlock);
         }
-        self.input.reserve(room);
-        let spare = self.input.spare_capacity_mut();
-        // SAFETY: `spare` has room for at least `room` bytes; recv writes at most that many and
-        // reports how many, and only those are then counted as initialised.
-        let n = unsafe { libc::recv(self.sock.as_raw_fd(), spare.as_mut_ptr().cast(), room, 0) };
-        let result = if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        };
-        if let Ok(n) = result {
-            // SAFETY: see above; the first `n` spare bytes were written by recv.
-            unsafe { self.input.set_len(self.input.len() + n) };
-        }
-        match result {
+        // Read into the loop's scratch buffer and keep only what arrived, so an idle connection
+        // holds no read buffer of its own.
+        match (&self.sock).read(&mut scratch[..room]) {
             Ok(0) => {
                 self.peer_closed = true;
                 self.readable = false;
                 Ok(ReadOutcome::Eof)
             }
             Ok(n) => {
+                self.input.extend_from_slice(&scratch[..n]);
                 // A short read drained the socket; epoll reports the next arrival.
                 if n < room {
                     self.readable = false;

@@ -28,6 +28,8 @@ pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// How often deadlines are checked and idle buffers released.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Bytes asked of the kernel per read.
+const READ_SCRATCH_BYTES: usize = 64 * 1024;
 /// How soon to retry accepting after the process ran out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
@@ -51,6 +53,8 @@ pub struct EventLoop {
     /// Connections that yielded with more to send, served again after the next poll.
     pub(super) ready: VecDeque<usize>,
     pub(super) date: DateCache,
+    /// Where reads land before what arrived is copied to its connection.
+    pub(super) scratch: Vec<u8>,
     /// The time, read once per turn of the loop.
     pub(super) now: Instant,
     next_id: u64,
@@ -88,6 +92,7 @@ impl EventLoop {
             cache: FileCache::default(),
             ready: VecDeque::new(),
             date: DateCache::default(),
+            scratch: vec![0; READ_SCRATCH_BYTES],
             now,
             next_id: 0,
             last_sweep: now,

@@ -62,7 +62,7 @@ impl EventLoop {
                     Next::Wait
                 };
             }
-            return match conn.read_some(self.limits.max_head_bytes) {
+            return match conn.read_some(self.limits.max_head_bytes, &mut self.scratch) {
                 Ok(ReadOutcome::Data) => Next::Again,
                 Ok(ReadOutcome::WouldBlock) => Next::Wait,
                 Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
@@ -85,7 +85,7 @@ impl EventLoop {
                         Next::Wait
                     };
                 }
-                match conn.read_some(self.limits.max_head_bytes) {
+                match conn.read_some(self.limits.max_head_bytes, &mut self.scratch) {
                     Ok(ReadOutcome::Data) => Next::Again,
                     Ok(ReadOutcome::WouldBlock) => Next::Wait,
                     Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
@@ -203,7 +203,7 @@ impl EventLoop {
                 Next::Wait
             };
         }
-        match conn.read_some(BODY_READ_CAP) {
+        match conn.read_some(BODY_READ_CAP, &mut self.scratch) {
             Ok(ReadOutcome::Data) => Next::Again,
             Ok(ReadOutcome::WouldBlock) => Next::Wait,
             Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
@@ -250,7 +250,7 @@ impl EventLoop {
                 return Next::Wait;
             }
             conn.input.clear();
-            match conn.read_some(BODY_READ_CAP) {
+            match conn.read_some(BODY_READ_CAP, &mut self.scratch) {
                 Ok(ReadOutcome::Data) => {}
                 Ok(ReadOutcome::WouldBlock) => return Next::Wait,
                 Ok(ReadOutcome::Eof) | Err(_) => return Next::Close,
