@@ -30,6 +30,9 @@ LOAD_CPU = "1" if CPUS > 1 else "0"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+READING = "## Reading of the results"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -336,7 +339,11 @@ def main():
     users = bench_create_user(base, site, args) if "tws" in wanted and not args.only else None
     report = render(args, servers, scenarios, results, idle_rss, users)
     print(report)
-    Path(args.output).write_text(report)
+    # Keep the hand-written reading of the results, if any, below the new numbers.
+    output = Path(args.output)
+    if output.exists() and READING in output.read_text():
+        report += "\n" + READING + output.read_text().split(READING, 1)[1]
+    output.write_text(report)
     shutil.rmtree(base, ignore_errors=True)
 
 

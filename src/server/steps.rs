@@ -52,21 +52,28 @@ impl EventLoop {
         }
     }
 
+    /// Reads more input when the socket may hold some; otherwise waits, or closes once the
+    /// peer has.
+    fn read_more(&mut self, key: usize, cap: usize) -> Next {
+        let conn = &mut self.conns[key];
+        if !conn.readable {
+            return if conn.peer_closed {
+                Next::Close
+            } else {
+                Next::Wait
+            };
+        }
+        match conn.read_some(cap, &mut self.scratch) {
+            Ok(ReadOutcome::Data) => Next::Again,
+            Ok(ReadOutcome::WouldBlock) => Next::Wait,
+            Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
+        }
+    }
+
     fn step_head(&mut self, key: usize) -> Next {
         let conn = &mut self.conns[key];
         if conn.input.is_empty() {
-            if !conn.readable {
-                return if conn.peer_closed {
-                    Next::Close
-                } else {
-                    Next::Wait
-                };
-            }
-            return match conn.read_some(self.limits.max_head_bytes, &mut self.scratch) {
-                Ok(ReadOutcome::Data) => Next::Again,
-                Ok(ReadOutcome::WouldBlock) => Next::Wait,
-                Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
-            };
+            return self.read_more(key, self.limits.max_head_bytes);
         }
         if let State::Idle = conn.state {
             conn.state = State::Head;
@@ -77,20 +84,7 @@ impl EventLoop {
             }
         }
         match parse_head(&conn.input, &self.limits) {
-            Ok(Parse::Partial) => {
-                if !conn.readable {
-                    return if conn.peer_closed {
-                        Next::Close
-                    } else {
-                        Next::Wait
-                    };
-                }
-                match conn.read_some(self.limits.max_head_bytes, &mut self.scratch) {
-                    Ok(ReadOutcome::Data) => Next::Again,
-                    Ok(ReadOutcome::WouldBlock) => Next::Wait,
-                    Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
-                }
-            }
+            Ok(Parse::Partial) => self.read_more(key, self.limits.max_head_bytes),
             Err(e) => {
                 let response = self.app.error(e, ErrorFormat::Text);
                 self.respond(key, None, response, false);
@@ -196,18 +190,7 @@ impl EventLoop {
             }
         }
         conn.state = State::Body(pending);
-        if !conn.readable {
-            return if conn.peer_closed {
-                Next::Close
-            } else {
-                Next::Wait
-            };
-        }
-        match conn.read_some(BODY_READ_CAP, &mut self.scratch) {
-            Ok(ReadOutcome::Data) => Next::Again,
-            Ok(ReadOutcome::WouldBlock) => Next::Wait,
-            Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
-        }
+        self.read_more(key, BODY_READ_CAP)
     }
 
     fn step_send(&mut self, key: usize) -> Next {
