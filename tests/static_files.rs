@@ -19,40 +19,44 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn curl_resumes_the_big_download_into_an_identical_file() {
-    assert!(have("curl"), "curl is needed (installed by .ci/run)");
-    let dir = scratch("static-curl");
+/// Starts a download of `/bigfile` by hand (the first `kept` bytes already on disk), lets the
+/// tool resume it, and checks the result byte for byte.
+fn resume_with(tool: &str, args: &[&str], kept: usize) {
+    assert!(have(tool), "{tool} is needed (installed by .ci/run)");
+    let dir = scratch(&format!("static-resume-{tool}"));
     let server = Server::bundled(&dir.join("data"));
     let full = bigfile();
     let out = dir.join("bigfile.txt");
-    std::fs::write(&out, &full[..345_678]).unwrap();
-    let status = Command::new("curl")
-        .args(["-sS", "--fail", "--max-time", "10", "-C", "-", "-o"])
+    std::fs::write(&out, &full[..kept]).unwrap();
+    let status = Command::new(tool)
+        .args(args)
         .arg(&out)
         .arg(server.url("/bigfile"))
         .status()
         .unwrap();
-    assert!(status.success());
-    assert!(std::fs::read(&out).unwrap() == full, "resumed file differs");
+    assert!(status.success(), "{tool} failed");
+    assert!(
+        std::fs::read(&out).unwrap() == full,
+        "the file {tool} resumed differs"
+    );
+}
+
+#[test]
+fn curl_resumes_the_big_download_into_an_identical_file() {
+    resume_with(
+        "curl",
+        &["-sS", "--fail", "--max-time", "10", "-C", "-", "-o"],
+        345_678,
+    );
 }
 
 #[test]
 fn wget_resumes_the_big_download_into_an_identical_file() {
-    assert!(have("wget"), "wget is needed (installed by .ci/run)");
-    let dir = scratch("static-wget");
-    let server = Server::bundled(&dir.join("data"));
-    let full = bigfile();
-    let out = dir.join("bigfile.txt");
-    std::fs::write(&out, &full[..1_000_001]).unwrap();
-    let status = Command::new("wget")
-        .args(["-q", "--timeout=10", "--tries=1", "-c", "-O"])
-        .arg(&out)
-        .arg(server.url("/bigfile"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(std::fs::read(&out).unwrap() == full, "resumed file differs");
+    resume_with(
+        "wget",
+        &["-q", "--timeout=10", "--tries=1", "-c", "-O"],
+        1_000_001,
+    );
 }
 
 fn hostile_folder(dir: &Path) -> Vec<&'static str> {
