@@ -30,6 +30,8 @@ pub const WAKER: Token = Token(usize::MAX - 2);
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Bytes asked of the kernel per read.
 const READ_SCRATCH_BYTES: usize = 64 * 1024;
+/// Most connections accepted per turn of the loop.
+const ACCEPTS_PER_TURN: usize = 128;
 /// How soon to retry accepting after the process ran out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
@@ -60,6 +62,8 @@ pub struct EventLoop {
     next_id: u64,
     last_sweep: Instant,
     accept_paused: bool,
+    /// The last turn stopped accepting before the queue was empty.
+    accept_more: bool,
     /// Set when stopping: connections still open then are closed.
     stop_deadline: Option<Instant>,
 }
@@ -97,6 +101,7 @@ impl EventLoop {
             next_id: 0,
             last_sweep: now,
             accept_paused: false,
+            accept_more: false,
             stop_deadline: None,
         }
     }
@@ -134,7 +139,7 @@ impl EventLoop {
                     }
                 }
             }
-            if self.accept_paused {
+            if self.accept_more || self.accept_paused {
                 self.accept();
             }
             for _ in 0..self.ready.len() {
@@ -172,10 +177,16 @@ impl EventLoop {
         self.timeouts = snapshot.server.timeouts;
         self.min_send_rate = snapshot.server.min_send_rate;
         self.cache = FileCache::default();
+        // Answers still being made come from the old table: do not cache their files.
+        for (_, conn) in self.conns.iter_mut() {
+            if let State::Busy { cache_key, .. } = &mut conn.state {
+                *cache_key = None;
+            }
+        }
     }
 
     fn poll_timeout(&self) -> Duration {
-        if !self.ready.is_empty() {
+        if !self.ready.is_empty() || self.accept_more {
             Duration::ZERO
         } else if self.accept_paused {
             ACCEPT_RETRY
@@ -186,7 +197,8 @@ impl EventLoop {
 
     fn accept(&mut self) {
         self.accept_paused = false;
-        loop {
+        self.accept_more = false;
+        for _ in 0..ACCEPTS_PER_TURN {
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -231,6 +243,8 @@ impl EventLoop {
                 }
             }
         }
+        // A flood of new connections must not starve the open ones: accept the rest next turn.
+        self.accept_more = true;
     }
 
     /// Past the connection cap: a best-effort 503 and an immediate close, costing no state.
