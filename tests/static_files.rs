@@ -241,3 +241,50 @@ fn a_changed_file_is_served_fresh_within_seconds() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_listing_shows_a_new_file_at_once() {
+    let dir = scratch("static-listing-fresh");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("first.txt"), "1").unwrap();
+    let server = Server::start(&["--root", root.to_str().unwrap()]);
+    for _ in 0..3 {
+        let listing = get(&server, "/").text();
+        assert!(listing.contains("first.txt") && !listing.contains("second.txt"));
+    }
+    std::fs::write(root.join("second.txt"), "2").unwrap();
+    assert!(get(&server, "/").text().contains("second.txt"));
+    std::fs::remove_file(root.join("first.txt")).unwrap();
+    assert!(!get(&server, "/").text().contains("first.txt"));
+}
+
+#[test]
+fn concurrent_first_requests_for_one_path_all_get_the_answer() {
+    let dir = scratch("static-coalesce");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("many")).unwrap();
+    for i in 0..200 {
+        std::fs::write(root.join(format!("many/f{i:03}.txt")), "x").unwrap();
+    }
+    std::fs::write(root.join("one.txt"), "the one file").unwrap();
+    let server = std::sync::Arc::new(Server::start(&["--root", root.to_str().unwrap()]));
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            let server = std::sync::Arc::clone(&server);
+            std::thread::spawn(move || {
+                let path = if i % 2 == 0 { "/many/" } else { "/one.txt" };
+                let reply = get(&server, path);
+                (path, reply.status, reply.text())
+            })
+        })
+        .collect();
+    for client in clients {
+        let (path, status, text) = client.join().unwrap();
+        assert_eq!(status, 200, "{path}");
+        match path {
+            "/many/" => assert_eq!(text.matches("href=\"./f").count(), 200),
+            _ => assert_eq!(text, "the one file"),
+        }
+    }
+}

@@ -2,9 +2,9 @@
 //! redirect to the slash form of a folder.
 
 use super::file::{ContentTypes, FileOptions, FileSet};
-use super::listing;
+use super::listing::{self, Listing};
+use crate::http::HttpError;
 use crate::http::response::Response;
-use crate::http::{HttpError, Request};
 use crate::path::resolve_in;
 use crate::routes::DirSpec;
 
@@ -12,14 +12,15 @@ use crate::routes::DirSpec;
 pub enum Served {
     /// A file (or a folder's index file): the caller answers from the set and may cache it.
     File(FileSet),
-    /// A listing or a redirect.
+    /// A folder's listing, which the caller may cache too.
+    Listing(Listing),
+    /// A redirect to the slash form of a folder.
     Other(Response),
 }
 
 /// Serves `rest` (the normalised path below the mount point) from `spec.folder`.
 /// `path` is the whole normalised request path, used for redirects and listing titles.
 pub fn serve(
-    req: &Request,
     spec: &DirSpec,
     path: &str,
     rest: &str,
@@ -46,7 +47,7 @@ pub fn serve(
         return open(&index).map(Served::File);
     }
     if spec.listing {
-        listing::render(req, &spec.folder, rest, path, spec.exposure).map(Served::Other)
+        Listing::build(&spec.folder, rest, path, spec.exposure).map(Served::Listing)
     } else {
         Err(HttpError::NotFound)
     }

@@ -26,6 +26,9 @@ use crate::http::response::{Body, Content, Part, Response, header_block};
 use crate::http::{HttpError, Method, Request};
 use crate::path::{Exposure, resolve_in};
 
+/// How long a file set is trusted before its next use compares it with the disk.
+pub const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Files up to this size are kept in memory with their description.
 pub const SMALL_FILE_BYTES: u64 = 32 * 1024;
 

@@ -2,11 +2,13 @@
 //! percent-encoded in links.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::http::response::{Body, Response, TEXT_HTML};
+use crate::http::response::{APPLICATION_JSON, Body, Response, TEXT_HTML};
 use crate::http::{HttpError, Request};
 use crate::path::{Exposure, resolve_in};
 use crate::time::Civil;
@@ -48,20 +50,34 @@ struct Entry {
     modified: Option<std::time::SystemTime>,
 }
 
-/// Renders the listing of the folder `rest` (relative, empty or ending in '/') inside the
-/// canonical `root`, reached at URL `path` (which ends in '/'): HTML, or JSON when the client
-/// asks for `application/json` and not for HTML.
-pub fn render(
-    req: &Request,
-    root: &Path,
-    rest: &str,
-    path: &str,
-    exposure: Exposure,
-) -> Result<Response, HttpError> {
-    let entries = read_entries(root, rest, exposure)?;
-    let accept = req.header_str("accept").unwrap_or("");
-    let json = accept.contains("application/json") && !accept.contains("text/html");
-    let response = if json {
+/// How long a built listing may be reused. Entries added, removed or renamed show at once
+/// (they change the folder's own modification time, checked at every use); the sizes and
+/// times of files already listed, within this.
+pub const LISTING_TTL: Duration = Duration::from_secs(1);
+
+/// A folder's listing, built once as HTML and as JSON, reusable while the folder is unchanged.
+#[derive(Debug)]
+pub struct Listing {
+    folder: PathBuf,
+    stamp: Option<(u64, i128)>,
+    built: Instant,
+    html: Arc<[u8]>,
+    json: Arc<[u8]>,
+}
+
+impl Listing {
+    /// Lists the folder `rest` (relative, empty or ending in '/') inside the canonical `root`,
+    /// reached at URL `path` (which ends in '/').
+    pub fn build(
+        root: &Path,
+        rest: &str,
+        path: &str,
+        exposure: Exposure,
+    ) -> Result<Listing, HttpError> {
+        let folder = resolve_in(root, rest, exposure)?;
+        // Stamped before reading: a change during the read makes the listing stale at once.
+        let stamp = folder_stamp(&folder);
+        let entries = read_entries(&folder, root, rest, exposure)?;
         let items: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
@@ -73,22 +89,67 @@ pub fn render(
                 })
             })
             .collect();
-        Response::json(200, &items)
-    } else {
-        Response::new(
-            200,
-            TEXT_HTML,
-            Body::Bytes(html(&entries, path).into_bytes()),
-        )
-    };
-    Ok(response.header("Vary", "Accept"))
+        let mut json = serde_json::to_vec(&items).unwrap_or_default();
+        json.push(b'\n');
+        Ok(Listing {
+            folder,
+            stamp,
+            built: Instant::now(),
+            html: Arc::from(html(&entries, path).into_bytes()),
+            json: Arc::from(json),
+        })
+    }
+
+    /// HTML, or JSON when the client asks for `application/json` and not for HTML.
+    pub fn respond(&self, req: &Request) -> Response {
+        let accept = req.header_str("accept").unwrap_or("");
+        let response = if accept.contains("application/json") && !accept.contains("text/html") {
+            Response::new(200, APPLICATION_JSON, Body::shared(Arc::clone(&self.json)))
+        } else {
+            Response::new(200, TEXT_HTML, Body::shared(Arc::clone(&self.html)))
+        };
+        response.header("Vary", "Accept")
+    }
+
+    /// True while the listing is young enough and the folder has not changed.
+    pub fn is_current(&self, now: Instant) -> bool {
+        self.is_young(now) && self.folder_unchanged()
+    }
+
+    /// Built less than `LISTING_TTL` ago.
+    pub fn is_young(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.built) < LISTING_TTL
+    }
+
+    /// No entry was added, removed or renamed since it was built (one stat).
+    pub fn folder_unchanged(&self) -> bool {
+        folder_stamp(&self.folder) == self.stamp
+    }
+
+    pub fn memory(&self) -> usize {
+        self.html.len() + self.json.len()
+    }
+}
+
+/// A folder's inode and modification time, in nanoseconds.
+fn folder_stamp(folder: &Path) -> Option<(u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(folder).ok()?;
+    Some((
+        meta.ino(),
+        i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    ))
 }
 
 /// The entries a request could reach: folders first, then by name. One stat per entry; a
 /// symlink is followed (and kept) only when the exposure rules would serve it.
-fn read_entries(root: &Path, rest: &str, exposure: Exposure) -> Result<Vec<Entry>, HttpError> {
-    let folder = resolve_in(root, rest, exposure)?;
-    let reader = std::fs::read_dir(&folder).map_err(|_| HttpError::NotFound)?;
+fn read_entries(
+    folder: &Path,
+    root: &Path,
+    rest: &str,
+    exposure: Exposure,
+) -> Result<Vec<Entry>, HttpError> {
+    let reader = std::fs::read_dir(folder).map_err(|_| HttpError::NotFound)?;
     let mut entries: Vec<Entry> = reader
         .filter_map(Result::ok)
         .filter_map(|e| {

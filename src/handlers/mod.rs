@@ -16,6 +16,7 @@ use crate::path::{self, Exposure, Symlinks};
 use crate::router::{Found, Router};
 use crate::routes::{Route, Target};
 use file::{ContentTypes, FileOptions, FileSet};
+use listing::Listing;
 
 /// The route table and the state handlers need.
 pub struct App {
@@ -51,6 +52,40 @@ impl Routed {
     }
 }
 
+/// What an answer was made from, when a connection may keep it to answer the same path again
+/// without a worker: a file set, or a folder's listing.
+#[derive(Debug, Clone)]
+pub enum Cacheable {
+    File(Arc<FileSet>),
+    Listing(Arc<Listing>),
+}
+
+impl Cacheable {
+    /// Answers a request from what was kept: no I/O.
+    pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
+        match self {
+            Cacheable::File(set) => set.respond(req),
+            Cacheable::Listing(listing) => Ok(listing.respond(req)),
+        }
+    }
+
+    /// Bytes of content held in memory.
+    pub fn memory(&self) -> usize {
+        match self {
+            Cacheable::File(set) => set.memory(),
+            Cacheable::Listing(listing) => listing.memory(),
+        }
+    }
+
+    /// Files held open.
+    pub fn open_files(&self) -> usize {
+        match self {
+            Cacheable::File(set) => set.open_files(),
+            Cacheable::Listing(_) => 0,
+        }
+    }
+}
+
 /// Where a handler's answer goes: to the connection, possibly from another thread and later
 /// (a create waits for its flush). Sent exactly once; dropped unsent (a panicking handler), it
 /// answers 500 so that no connection waits forever.
@@ -58,11 +93,11 @@ pub struct Reply {
     to: Option<ReplyTo>,
 }
 
-/// Delivers a response, and the file set it came from when it may be cached.
-type ReplyTo = Box<dyn FnOnce(Response, Option<Arc<FileSet>>) + Send>;
+/// Delivers a response, and what it was made from when that may be kept.
+type ReplyTo = Box<dyn FnOnce(Response, Option<Cacheable>) + Send>;
 
 impl Reply {
-    pub fn new(to: impl FnOnce(Response, Option<Arc<FileSet>>) + Send + 'static) -> Reply {
+    pub fn new(to: impl FnOnce(Response, Option<Cacheable>) + Send + 'static) -> Reply {
         Reply {
             to: Some(Box::new(to)),
         }
@@ -72,14 +107,14 @@ impl Reply {
         self.finish(response, None);
     }
 
-    /// Sends a response made from a file set the connection may keep for later requests.
-    pub fn send_cacheable(self, response: Response, set: Arc<FileSet>) {
-        self.finish(response, Some(set));
+    /// Sends a response made from something the connection may keep for later requests.
+    pub fn send_cacheable(self, response: Response, source: Cacheable) {
+        self.finish(response, Some(source));
     }
 
-    fn finish(mut self, response: Response, set: Option<Arc<FileSet>>) {
+    fn finish(mut self, response: Response, source: Option<Cacheable>) {
         if let Some(to) = self.to.take() {
-            to(response, set);
+            to(response, source);
         }
     }
 }
@@ -181,7 +216,7 @@ impl App {
                 FileSet::open(&spec.folder, &spec.name, exposure, &self.types, options)
                     .map(dir::Served::File)
             }
-            Target::Dir(spec) => dir::serve(req, spec, &routed.path, &routed.rest, &self.types),
+            Target::Dir(spec) => dir::serve(spec, &routed.path, &routed.rest, &self.types),
             Target::Action(action) => {
                 let format = error_format(route);
                 let users = self.users.as_deref();
@@ -190,14 +225,16 @@ impl App {
                 });
             }
         };
-        match result {
-            Ok(dir::Served::File(set)) => match set.respond(req) {
-                Ok(response) => reply.send_cacheable(response, Arc::new(set)),
-                Err(e) => reply.send_cacheable(self.error_response(routed, e), Arc::new(set)),
-            },
-            Ok(dir::Served::Other(response)) => reply.send(response),
-            Err(e) => reply.send(self.error_response(routed, e)),
-        }
+        let source = match result {
+            Ok(dir::Served::File(set)) => Cacheable::File(Arc::new(set)),
+            Ok(dir::Served::Listing(listing)) => Cacheable::Listing(Arc::new(listing)),
+            Ok(dir::Served::Other(response)) => return reply.send(response),
+            Err(e) => return reply.send(self.error_response(routed, e)),
+        };
+        let response = source
+            .respond(req)
+            .unwrap_or_else(|e| self.error_response(routed, e));
+        reply.send_cacheable(response, source);
     }
 
     /// The answer to an error on a routed request, in the route's error format.

@@ -41,12 +41,11 @@ pub enum State {
     Head,
     /// Reading the body of a routed request.
     Body(Box<PendingBody>),
-    /// A worker is producing the response. `cache_key` is the path under which the loop may
-    /// cache the file set the response comes with.
-    Busy {
-        req: Arc<Request>,
-        cache_key: Option<String>,
-    },
+    /// A worker is producing the response.
+    Busy { req: Arc<Request> },
+    /// Waiting for a worker that is answering the same path for another connection; answered
+    /// from what that worker made.
+    Parked { req: Request, routed: Routed },
     /// Writing a response.
     Sending,
     /// The write side is shut; input is read and dropped until the peer closes or time runs out.

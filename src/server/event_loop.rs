@@ -42,7 +42,7 @@ pub struct EventLoop {
     pub(super) pool: Pool,
     /// The routes and settings in force, and the generation they belong to.
     live: Arc<Live>,
-    generation: u64,
+    pub(super) generation: u64,
     pub(super) app: Arc<App>,
     pub(super) limits: Limits,
     pub(super) timeouts: Timeouts,
@@ -176,12 +176,12 @@ impl EventLoop {
         self.limits = snapshot.server.limits;
         self.timeouts = snapshot.server.timeouts;
         self.min_send_rate = snapshot.server.min_send_rate;
+        // What was kept came from the old table. Connections waiting for an answer being made
+        // under it get answers of their own, from the new one.
+        let parked = self.cache.take_parked();
         self.cache = FileCache::default();
-        // Answers still being made come from the old table: do not cache their files.
-        for (_, conn) in self.conns.iter_mut() {
-            if let State::Busy { cache_key, .. } = &mut conn.state {
-                *cache_key = None;
-            }
+        for (key, id) in parked {
+            self.resume(key, id, None);
         }
     }
 
@@ -304,7 +304,7 @@ impl EventLoop {
         let mut expired = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
             let late = match conn.state {
-                State::Busy { .. } => false,
+                State::Busy { .. } | State::Parked { .. } => false,
                 State::Sending => {
                     // No progress at all, or too little over the last window.
                     let stalled = now.duration_since(conn.last_active) >= window;

@@ -11,17 +11,24 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use anyhow::{Context, Result};
 use mio::Waker;
 
-use crate::handlers::Reply;
-use crate::handlers::file::FileSet;
+use crate::handlers::{Cacheable, Reply};
 use crate::http::Response;
+
+/// Whom a job answers, and under which cache key and routes generation its result may be kept.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub key: usize,
+    pub conn_id: u64,
+    pub cache_key: Option<Box<str>>,
+    pub generation: u64,
+}
 
 /// A finished request, addressed to the connection that sent it.
 pub struct Done {
-    pub key: usize,
-    pub conn_id: u64,
+    pub ticket: Ticket,
     pub response: Response,
-    /// The file set the response was made from, for the loop's cache.
-    pub cached: Option<Arc<FileSet>>,
+    /// What the response was made from, for the loop's cache.
+    pub cached: Option<Cacheable>,
 }
 
 /// Sends finished requests to the loop and wakes it, once per burst.
@@ -62,15 +69,15 @@ impl Pool {
         }
     }
 
-    /// Runs a job for connection `key` on a worker; the job answers through its `Reply`. A
-    /// panicking job becomes a 500 for that request only, and the worker lives on.
-    pub fn spawn(&self, key: usize, conn_id: u64, job: impl FnOnce(Reply) + Send + 'static) {
+    /// Runs a job on a worker; the job answers through its `Reply`, which comes back as a
+    /// `Done` with `ticket`. A panicking job becomes a 500 for that request only, and the
+    /// worker lives on.
+    pub fn spawn(&self, ticket: Ticket, job: impl FnOnce(Reply) + Send + 'static) {
         let notifier = self.notifier.clone();
         self.threads.spawn(move || {
             let reply = Reply::new(move |response, cached| {
                 notifier.send(Done {
-                    key,
-                    conn_id,
+                    ticket,
                     response,
                     cached,
                 });
@@ -123,11 +130,20 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
         let pool = Pool::new(workers(1).unwrap(), waker);
-        pool.spawn(7, 70, |_reply| panic!("a handler bug"));
+        let ticket = |key, conn_id| Ticket {
+            key,
+            conn_id,
+            cache_key: None,
+            generation: 0,
+        };
+        pool.spawn(ticket(7, 70), |_reply| panic!("a handler bug"));
         let done = next_done(&mut poll, &pool);
-        assert_eq!((done.key, done.conn_id, done.response.status), (7, 70, 500));
-        pool.spawn(8, 80, |reply| reply.send(Response::empty(204)));
+        assert_eq!(
+            (done.ticket.key, done.ticket.conn_id, done.response.status),
+            (7, 70, 500)
+        );
+        pool.spawn(ticket(8, 80), |reply| reply.send(Response::empty(204)));
         let done = next_done(&mut poll, &pool);
-        assert_eq!((done.key, done.response.status), (8, 204));
+        assert_eq!((done.ticket.key, done.response.status), (8, 204));
     }
 }

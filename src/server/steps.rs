@@ -5,9 +5,11 @@
 use std::net::Shutdown;
 use std::sync::Arc;
 
+use super::cache::Lookup;
 use super::conn::{Flushed, PendingBody, ReadOutcome, State};
 use super::event_loop::EventLoop;
-use crate::handlers::{Dispatch, Routed};
+use super::pool::{Done, Ticket};
+use crate::handlers::{Cacheable, Dispatch, Routed};
 use crate::http::body::BodyDecoder;
 use crate::http::request::{Framing, Parse, parse_head};
 use crate::http::response::{CONTINUE, ErrorFormat, HeadContext, Response, write_head};
@@ -37,7 +39,7 @@ impl EventLoop {
             let next = match conn.state {
                 State::Idle | State::Head => self.step_head(key),
                 State::Body(_) => self.step_body(key),
-                State::Busy { .. } => Next::Wait,
+                State::Busy { .. } | State::Parked { .. } => Next::Wait,
                 State::Sending => self.step_send(key),
                 State::Draining => self.step_drain(key),
             };
@@ -131,33 +133,86 @@ impl EventLoop {
         Next::Again
     }
 
-    /// Answers a routed request: from the file cache, in the loop, when it can; otherwise on a
-    /// worker.
+    /// Answers a routed request: from the loop's cache when it can; otherwise on a worker, or,
+    /// when a worker is already answering the same path, by waiting for that answer.
     fn answer(&mut self, key: usize, req: Request, routed: Routed, body: Vec<u8>) -> Next {
-        let serves_files = self.app.serves_files(&routed);
-        if serves_files
-            && req.framing == Framing::None
-            && let Some(set) = self.cache.get(routed.path(), self.now)
-        {
-            let response = set
-                .respond(&req)
-                .unwrap_or_else(|e| self.app.error_response(&routed, e));
-            let keep_alive = req.keep_alive;
-            self.respond(key, Some(&req), response, keep_alive);
-            return Next::Again;
+        if !self.app.serves_files(&routed) || req.framing != Framing::None {
+            return self.dispatch(key, req, routed, body, None);
         }
+        match self.cache.lookup(routed.path(), self.now) {
+            Lookup::Hit(source) => {
+                self.respond_from(key, req, &routed, &source);
+                Next::Again
+            }
+            Lookup::Pending => {
+                let conn = &mut self.conns[key];
+                self.cache.park(routed.path(), key, conn.id);
+                conn.state = State::Parked { req, routed };
+                Next::Wait
+            }
+            Lookup::Miss => {
+                self.cache.begin(routed.path());
+                let cache_key = Some(routed.path().into());
+                self.dispatch(key, req, routed, body, cache_key)
+            }
+        }
+    }
+
+    /// Hands a request to a worker; with `cache_key`, what the answer is made from may be kept.
+    fn dispatch(
+        &mut self,
+        key: usize,
+        req: Request,
+        routed: Routed,
+        body: Vec<u8>,
+        cache_key: Option<Box<str>>,
+    ) -> Next {
         let req = Arc::new(req);
         let conn = &mut self.conns[key];
-        let cache_key = serves_files.then(|| routed.path().to_owned());
         conn.state = State::Busy {
             req: Arc::clone(&req),
+        };
+        let ticket = Ticket {
+            key,
+            conn_id: conn.id,
             cache_key,
+            generation: self.generation,
         };
         let app = Arc::clone(&self.app);
-        self.pool.spawn(key, conn.id, move |reply| {
-            app.handle(&req, &routed, &body, reply)
-        });
+        self.pool
+            .spawn(ticket, move |reply| app.handle(&req, &routed, &body, reply));
         Next::Wait
+    }
+
+    fn respond_from(&mut self, key: usize, req: Request, routed: &Routed, source: &Cacheable) {
+        let response = source
+            .respond(&req)
+            .unwrap_or_else(|e| self.app.error_response(routed, e));
+        self.respond(key, Some(&req), response, req.keep_alive);
+    }
+
+    /// Answers a connection that waited for another's answer to the same path: from what that
+    /// answer was made of, or, when nothing could be kept, on a worker of its own.
+    pub(super) fn resume(&mut self, key: usize, id: u64, source: Option<&Cacheable>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.id != id || !matches!(conn.state, State::Parked { .. }) {
+            return;
+        }
+        let State::Parked { req, routed } = std::mem::replace(&mut conn.state, State::Sending)
+        else {
+            unreachable!("checked above")
+        };
+        match source {
+            Some(source) => {
+                self.respond_from(key, req, &routed, source);
+                self.drive(key);
+            }
+            None => {
+                self.dispatch(key, req, routed, Vec::new(), None);
+            }
+        }
     }
 
     fn step_body(&mut self, key: usize) -> Next {
@@ -270,25 +325,34 @@ impl EventLoop {
         conn.window_sent = conn.sent;
     }
 
-    /// Sends the responses workers have finished, keeping their file sets for next time.
+    /// Sends the responses workers have finished, keeps what they were made from, and answers
+    /// the connections that waited for them.
     pub(super) fn complete(&mut self) {
         let finished: Vec<_> = self.pool.finished().collect();
-        for done in finished {
-            let Some(conn) = self.conns.get_mut(done.key) else {
+        for Done {
+            ticket,
+            response,
+            cached,
+        } in finished
+        {
+            if let Some(path) = &ticket.cache_key {
+                // What was made from a routes table since reloaded is not kept.
+                let kept = cached.filter(|_| ticket.generation == self.generation);
+                for (key, id) in self.cache.finish(path, kept.clone(), self.now) {
+                    self.resume(key, id, kept.as_ref());
+                }
+            }
+            let Some(conn) = self.conns.get_mut(ticket.key) else {
                 continue;
             };
-            if conn.id != done.conn_id || !matches!(conn.state, State::Busy { .. }) {
+            if conn.id != ticket.conn_id || !matches!(conn.state, State::Busy { .. }) {
                 continue;
             }
-            let State::Busy { req, cache_key } = std::mem::replace(&mut conn.state, State::Sending)
-            else {
+            let State::Busy { req } = std::mem::replace(&mut conn.state, State::Sending) else {
                 unreachable!("checked above")
             };
-            if let (Some(set), Some(path)) = (done.cached, cache_key) {
-                self.cache.insert(&path, set, self.now);
-            }
-            self.respond(done.key, Some(&req), done.response, req.keep_alive);
-            self.drive(done.key);
+            self.respond(ticket.key, Some(&req), response, req.keep_alive);
+            self.drive(ticket.key);
         }
     }
 }

@@ -302,7 +302,9 @@ fn a_file_set_answers_again_until_its_file_changes() {
         panic!()
     };
     let (first, set) = handle(&site.app, &req, &routed, b"");
-    let set = set.expect("a file route comes with its set");
+    let Some(Cacheable::File(set)) = set else {
+        panic!("a file route comes with its set")
+    };
     assert!(set.is_current());
     assert_eq!(set.memory(), 1000);
     let again = set.respond(&req).unwrap();
@@ -314,8 +316,34 @@ fn a_file_set_answers_again_until_its_file_changes() {
     // A variant appearing beside the file also makes the set stale.
     std::fs::write(site.dir.join("site/digits.txt.gz"), "gz").unwrap();
     let (_, set) = handle(&site.app, &req, &routed, b"");
-    let set = set.unwrap();
+    let Some(Cacheable::File(set)) = set else {
+        panic!()
+    };
     assert!(set.is_current());
     std::fs::remove_file(site.dir.join("site/digits.txt.gz")).unwrap();
     assert!(!set.is_current());
+}
+
+#[test]
+fn a_listing_is_reused_only_while_its_folder_is_unchanged() {
+    let site = site("listing-reuse");
+    let req = request("GET /files/ HTTP/1.1\r\nHost: t\r\n\r\n");
+    let Dispatch::Run(routed) = site.app.route(&req) else {
+        panic!()
+    };
+    let (first, kept) = handle(&site.app, &req, &routed, b"");
+    let Some(Cacheable::Listing(listing)) = kept else {
+        panic!("a listing comes with itself")
+    };
+    let now = std::time::Instant::now();
+    assert!(listing.is_current(now));
+    // Both forms were built at once.
+    let again = listing.respond(&req);
+    assert_eq!(body_bytes(again.body), body_bytes(first.body));
+    let json = request("GET /files/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\n\r\n");
+    assert_eq!(listing.respond(&json).content_type, "application/json");
+    // Too old, or the folder changed: rebuilt.
+    assert!(!listing.is_current(now + crate::handlers::listing::LISTING_TTL));
+    std::fs::write(site.dir.join("site/files/new.txt"), "new").unwrap();
+    assert!(!listing.is_current(now));
 }

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use super::*;
 use crate::actions::{JsonlStore, SyncMode};
 use crate::config::{Config, Overrides};
-use crate::handlers::file::FileSet;
 use crate::http::Body;
 use crate::http::request::{Parse, parse_head};
 use crate::http::response::Content;
@@ -115,12 +114,7 @@ fn exchange(
 }
 
 /// Runs `App::handle` and waits for its reply (which may come from the store's committer).
-fn handle(
-    app: &App,
-    req: &Request,
-    routed: &Routed,
-    body: &[u8],
-) -> (Response, Option<Arc<FileSet>>) {
+fn handle(app: &App, req: &Request, routed: &Routed, body: &[u8]) -> (Response, Option<Cacheable>) {
     let (tx, rx) = std::sync::mpsc::channel();
     app.handle(
         req,
