@@ -152,11 +152,7 @@ fn sighup_reloads_when_watching_is_off() {
         assert_eq!(get(&server, "/b").status, 404);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.signal(libc::SIGHUP);
     let took = wait_status(&server, "/b", 200, WAIT);
     assert!(took < Duration::from_secs(1), "{took:?}");
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Server, WAIT, read_one, scratch};
@@ -20,13 +19,6 @@ fn site_with_huge_file(name: &str) -> Server {
         .set_len(HUGE as u64)
         .unwrap();
     Server::start(&["--root", dir.join("site").to_str().unwrap()])
-}
-
-fn signal(server: &Server, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &server.child.id().to_string()])
-        .status();
-    assert!(status.unwrap().success());
 }
 
 /// Waits (bounded) for the server process to end; returns its exit code.
@@ -59,7 +51,7 @@ fn sigterm_finishes_downloads_closes_idle_connections_and_exits_0() {
         received += download.read(&mut buf).unwrap();
     }
 
-    signal(&server, "TERM");
+    server.signal(libc::SIGTERM);
     // The idle connection is closed at once.
     let mut rest = Vec::new();
     assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0);
@@ -95,13 +87,13 @@ fn a_second_sigint_exits_at_once() {
     let mut buf = vec![0u8; 1 << 16];
     assert!(download.read(&mut buf).unwrap() > 0);
     // The reader stalls: a graceful stop would wait for it (up to the 30 s grace).
-    signal(&server, "INT");
+    server.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(100));
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "exited before the second signal"
     );
-    signal(&server, "INT");
+    server.signal(libc::SIGINT);
     let code = wait_exit(&mut server, Duration::from_secs(3));
     assert_ne!(code, Some(0));
 }

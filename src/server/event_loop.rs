@@ -29,7 +29,7 @@ pub const WAKER: Token = Token(usize::MAX - 2);
 /// How often deadlines are checked and idle buffers released.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Bytes asked of the kernel per read.
-const READ_SCRATCH_BYTES: usize = 64 * 1024;
+const READ_SCRATCH_BYTES: usize = 16 * 1024;
 /// Most connections accepted per turn of the loop.
 const ACCEPTS_PER_TURN: usize = 128;
 /// How soon to retry accepting after the process ran out of descriptors.

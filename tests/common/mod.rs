@@ -109,6 +109,13 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Sends the server a signal (`libc::SIGTERM`, `SIGINT`, `SIGHUP`).
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "cannot signal tws");
+    }
+
     /// Stops the server abruptly (SIGKILL), as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();
