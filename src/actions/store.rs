@@ -72,12 +72,13 @@ impl SyncMode {
 /// never interleave; a committer thread flushes them (fdatasync) and then answers every create
 /// the flush covered.
 pub struct JsonlStore {
-    path: PathBuf,
     shared: Arc<Shared>,
     committer: Option<JoinHandle<()>>,
 }
 
 struct Shared {
+    /// The file, for messages.
+    path: PathBuf,
     mode: SyncMode,
     writer: Mutex<Writer>,
     /// A second handle on the file, so a flush does not hold up appends.
@@ -141,6 +142,7 @@ impl JsonlStore {
         let next_id = loaded.users.last().map_or(1, |u| u.id + 1);
         let sync_file = file.try_clone()?;
         let shared = Arc::new(Shared {
+            path,
             mode,
             sync_file,
             writer: Mutex::new(Writer {
@@ -163,14 +165,9 @@ impl JsonlStore {
                 .context("cannot start the store's committer thread")?
         };
         Ok(JsonlStore {
-            path,
             shared,
             committer: Some(committer),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// How many flushes (fdatasync calls) the store has run: with group commit, fewer than
@@ -211,7 +208,7 @@ impl Shared {
                     }
                 }
                 Err(e) => {
-                    eprintln!("tws: error: fsync of the user store failed: {e}");
+                    eprintln!("tws: error: fsync of {} failed: {e}", self.path.display());
                     lock(&self.writer).failed = true;
                     fail_all(batch, &e);
                 }
