@@ -117,17 +117,24 @@ class Server:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
-def tws_server(base, site, fsync="group"):
+def tws_server(base, site, fsync="group", log_file=None):
+    """tws on the bench site; with `log_file`, its access log goes there (else off)."""
     port = free_port()
     data = base / f"data-{fsync}-{port}"
-    routes = base / f"tws-{fsync}.toml"
+    routes = base / f"tws-{fsync}-{port}.toml"
     routes.write_text(
         f'[server]\nroot = "{site}"\ndata = "{data}"\nfsync = "{fsync}"\n\n'
         '[[route]]\npath = "/"\ndir = "."\nlisting = true\n\n'
         '[[route]]\npath = "/createUser"\naction = "create_user"\n'
     )
-    argv = [str(TWS), "--config", str(routes), "--port", str(port), "--log-format", "off"]
-    return Server("tws" if fsync == "group" else f"tws fsync={fsync}", argv, port, base)
+    argv = [str(TWS), "--config", str(routes), "--port", str(port)]
+    if log_file:
+        argv += ["--access-log", str(log_file)]
+        name = "tws log=file"
+    else:
+        argv += ["--log-format", "off"]
+        name = "tws" if fsync == "group" else f"tws fsync={fsync}"
+    return Server(name, argv, port, base)
 
 
 def nginx_server(base, site, sendfile):

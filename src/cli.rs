@@ -55,12 +55,17 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
-    /// Access log on stdout: one line per response (Combined Log Format or JSON), or none
-    /// [default: combined; off with --quiet]
+    /// Access log format: one line per response (Combined Log Format or JSON), or none
+    /// [default: combined; off with --quiet when the log goes to stdout]
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 
-    /// Print only the URL at startup, and no access log unless --log-format asks for one
+    /// Append the access log to FILE (created with mode 0640; reopened on SIGUSR1); `-` is
+    /// stdout [default: stdout]
+    #[arg(long, value_name = "FILE", env = "TWS_ACCESS_LOG")]
+    pub access_log: Option<PathBuf>,
+
+    /// Print only the URL at startup, and no access log on stdout unless --log-format asks for one
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -89,11 +94,12 @@ pub enum LogFormat {
 }
 
 impl Cli {
-    /// The access log format in force.
-    pub fn log_format(&self) -> LogFormat {
+    /// The access log format in force; `to_file` when the log goes to a file, which `--quiet`
+    /// (about the terminal) leaves on.
+    pub fn log_format(&self, to_file: bool) -> LogFormat {
         match self.log_format {
             Some(format) => format,
-            None if self.quiet => LogFormat::Off,
+            None if self.quiet && !to_file => LogFormat::Off,
             None => LogFormat::Combined,
         }
     }
@@ -106,6 +112,7 @@ impl Cli {
             root: self.root.clone(),
             threads: self.threads.map(usize::from),
             data: self.data.clone(),
+            access_log: self.access_log.clone(),
         }
     }
 }

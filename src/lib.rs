@@ -25,14 +25,22 @@ use anyhow::Result;
 
 use actions::{JsonlStore, UserStore};
 use banner::Banner;
-use cli::Cli;
+use cli::{Cli, LogFormat};
 use config::Config;
 use handlers::App;
+use log::sink::{Sink, Target};
 use reload::{Live, Reloader};
 use server::Server;
 
-/// Runs tws as the command line asks.
+/// Runs tws as the command line asks. Lines reported on stderr while serving are written out
+/// before it returns.
 pub fn run(cli: &Cli) -> Result<()> {
+    let result = run_inner(cli);
+    log::sink::flush_stderr(std::time::Duration::from_secs(1));
+    result
+}
+
+fn run_inner(cli: &Cli) -> Result<()> {
     if cli.print_manpage {
         std::io::stdout().write_all(&man::render())?;
         return Ok(());
@@ -63,7 +71,14 @@ pub fn run(cli: &Cli) -> Result<()> {
     actions::health::mark_start();
     let app = App::from_config(&config, users.clone());
     let live = Arc::new(Live::new(app, config.server.clone()));
-    let server = Server::bind(Arc::clone(&live), cli.log_format())?;
+    let log_format = cli.log_format(config.server.access_log.is_some());
+    let access_sink = match (log_format, &config.server.access_log) {
+        (LogFormat::Off, _) => None,
+        (_, None) => Some(Sink::start(Target::Stdout, "access log")?),
+        (_, Some(path)) => Some(Sink::start(Target::File(path.clone()), "access log")?),
+    };
+    log::sink::init_stderr()?;
+    let server = Server::bind(Arc::clone(&live), log_format, access_sink)?;
     let watch = !cli.no_watch;
     let banner = Banner {
         addr: server.local_addr(),

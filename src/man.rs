@@ -127,12 +127,17 @@ action = "create_user"
 When the routes file changes (it is checked five times a second; \fB--no-watch\fR turns this off) or on SIGHUP, tws re-reads it and validates it fully.
 A valid file replaces the route table at once: new requests use it, requests in flight finish on the old one, no connection is dropped and the listening socket stays open.
 An invalid file is refused with one line naming file, line and key, and the old table keeps serving.
-Changes of host, port, threads, data or fsync need a restart; the log says so.
+Changes of host, port, threads, data, fsync or access_log need a restart; the log says so.
 .SH "SIGNALS"
 SIGTERM or SIGINT stops tws gracefully: it stops accepting, closes idle connections, lets requests in flight finish (up to \fBshutdown_grace\fR), flushes the user store and exits 0.
 A second signal exits at once (status 130).
+SIGUSR1 reopens the access log file (after logrotate renamed it); no line is lost or split.
+.SH "LOGGING"
+The access log goes to stdout, or with \fB--access-log\fR (\fBaccess_log\fR in [server]) is appended to a file created with mode 0640.
+Lines leave the event loops through a bounded queue (4 MiB) to a writer thread, so a log nobody reads never stops serving: when the queue is full, lines are dropped and counted, and stderr says so at most every five seconds.
+Write errors (a full disk) are reported at most once a minute and never stop serving.
 .SH "ENVIRONMENT"
-\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR and \fBTWS_ROOT\fR stand in for the flags of the same name.
+\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR, \fBTWS_ROOT\fR and \fBTWS_ACCESS_LOG\fR stand in for the flags of the same name.
 \fBNO_COLOR\fR turns colour off; it is only used on a terminal anyway.
 \fBLISTEN_FDS\fR and \fBLISTEN_PID\fR (systemd socket activation) hand tws its listening socket.
 .SH "EXIT STATUS"

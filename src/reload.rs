@@ -168,7 +168,7 @@ impl Reloader {
         let config = match Config::load(&self.source, &self.overrides) {
             Ok(config) => config,
             Err(e) => {
-                eprintln!(
+                crate::report!(
                     "tws: reload of {shown} refused, still serving the previous routes: {e:#}"
                 );
                 return false;
@@ -176,7 +176,7 @@ impl Reloader {
         };
         let old = self.live.snapshot();
         for key in restart_only_changes(&old.server, &config.server) {
-            eprintln!(
+            crate::report!(
                 "tws: warning: {shown}: a change of [server] {key} needs a restart; keeping the running value"
             );
         }
@@ -184,7 +184,7 @@ impl Reloader {
             match JsonlStore::open(&old.server.data, old.server.fsync) {
                 Ok(store) => self.users = Some(Arc::new(store)),
                 Err(e) => {
-                    eprintln!(
+                    crate::report!(
                         "tws: reload of {shown} refused, still serving the previous routes: {e:#}"
                     );
                     return false;
@@ -198,6 +198,7 @@ impl Reloader {
         server.threads = old.server.threads;
         server.data.clone_from(&old.server.data);
         server.fsync = old.server.fsync;
+        server.access_log.clone_from(&old.server.access_log);
         server.max_connections = server.max_connections.map(|m| m.min(self.capacity));
         if let Some(f) = &self.on_change {
             f(&server);
@@ -208,7 +209,7 @@ impl Reloader {
             app: Arc::new(app),
             server,
         });
-        eprintln!("tws: reloaded {shown}: {routes} routes");
+        crate::report!("tws: reloaded {shown}: {routes} routes");
         true
     }
 }
@@ -230,6 +231,9 @@ fn restart_only_changes(old: &config::Server, new: &config::Server) -> Vec<&'sta
     }
     if old.fsync != new.fsync {
         changed.push("fsync");
+    }
+    if old.access_log != new.access_log {
+        changed.push("access_log");
     }
     changed
 }

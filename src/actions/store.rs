@@ -129,7 +129,7 @@ impl JsonlStore {
             anyhow::anyhow!("{}:{line}: {why}; refusing to start", path.display())
         })?;
         if loaded.good_len < text.len() {
-            eprintln!(
+            crate::report!(
                 "tws: warning: {}:{}: skipping a torn last record ({} bytes) left by an interrupted write",
                 path.display(),
                 loaded.users.len() + 1,
@@ -208,7 +208,7 @@ impl Shared {
                     }
                 }
                 Err(e) => {
-                    eprintln!("tws: error: fsync of {} failed: {e}", self.path.display());
+                    crate::report!("tws: error: fsync of {} failed: {e}", self.path.display());
                     lock(&self.writer).failed = true;
                     fail_all(batch, &e);
                 }

@@ -41,6 +41,8 @@ pub struct Overrides {
     pub root: Option<PathBuf>,
     pub threads: Option<usize>,
     pub data: Option<PathBuf>,
+    /// `--access-log`: a file, or `-` for stdout.
+    pub access_log: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

@@ -17,6 +17,8 @@ use crate::http::request::MAX_HEADERS_CEILING;
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// The name that sends the access log to stdout.
+pub const STDOUT: &str = "-";
 
 /// Server settings after the routes file and the command line are combined.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct Server {
     /// 0 turns the check off.
     pub min_send_rate: u64,
     pub timeouts: Timeouts,
+    /// Where the access log goes: a file, or stdout when `None`.
+    pub access_log: Option<PathBuf>,
 }
 
 /// Default minimum send rate: 1 KiB/s.
@@ -82,6 +86,7 @@ pub(super) struct RawServer {
     threads: Option<usize>,
     data: Option<PathBuf>,
     fsync: Option<Spanned<String>>,
+    access_log: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -207,6 +212,12 @@ pub(super) fn server_settings(
         max_connections,
         min_send_rate,
         timeouts,
+        access_log: match (cli.access_log.clone(), raw.access_log) {
+            (Some(path), _) => Some(path),
+            (None, Some(path)) if path != Path::new(STDOUT) => Some(base.join(path)),
+            _ => None,
+        }
+        .filter(|path| path != Path::new(STDOUT)),
     })
 }
 

@@ -237,7 +237,7 @@ impl EventLoop {
                     ) => {}
                 Err(e) => {
                     // Out of descriptors or memory: try again shortly rather than spin.
-                    eprintln!("tws: warning: cannot accept a connection: {e}");
+                    crate::report!("tws: warning: cannot accept a connection: {e}");
                     self.accept_paused = true;
                     return;
                 }

@@ -15,13 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::{Context, Result, anyhow};
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
 use crate::cli::LogFormat;
 use crate::config;
 use crate::log::AccessLog;
+use crate::log::sink::Sink;
 use crate::reload::{Live, Reloader};
 use event_loop::{EventLoop, WAKER};
 use pool::Pool;
@@ -78,15 +79,21 @@ pub struct Server {
     capacity: usize,
     /// The open file limit, raised to its hard limit.
     fd_limit: usize,
-    access_log: LogFormat,
+    log_format: LogFormat,
+    /// Where access-log lines go; `None` when the log is off.
+    access_sink: Option<Sink>,
     signals: Signals,
 }
 
 impl Server {
     /// Binds the listening socket (or takes the one systemd passed, see `activated_listener`)
-    /// and takes over SIGTERM, SIGINT and SIGHUP; every failure names the address and the
-    /// reason.
-    pub fn bind(live: Arc<Live>, access_log: LogFormat) -> Result<Server> {
+    /// and takes over SIGTERM, SIGINT, SIGHUP and SIGUSR1; every failure names the address and
+    /// the reason. Access-log lines go to `access_sink` in `log_format`.
+    pub fn bind(
+        live: Arc<Live>,
+        log_format: LogFormat,
+        access_sink: Option<Sink>,
+    ) -> Result<Server> {
         let settings = live.snapshot().server.clone();
         let (socket, activated) = match activated_listener()? {
             Some(socket) => (socket, true),
@@ -118,8 +125,8 @@ impl Server {
             Some(max) => max,
             None => capacity,
         };
-        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-            .context("cannot handle SIGTERM, SIGINT and SIGHUP")?;
+        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+            .context("cannot handle SIGTERM, SIGINT, SIGHUP and SIGUSR1")?;
         Ok(Server {
             listeners,
             addr,
@@ -133,7 +140,8 @@ impl Server {
             }),
             capacity,
             fd_limit,
-            access_log,
+            log_format,
+            access_sink,
             signals,
         })
     }
@@ -176,7 +184,7 @@ impl Server {
                 Pool::new(Arc::clone(&workers), waker),
                 Arc::clone(&self.live),
                 Arc::clone(&self.control),
-                AccessLog::new(self.access_log),
+                AccessLog::new(self.log_format, self.access_sink.clone()),
             );
             let handle = std::thread::Builder::new()
                 .name(format!("tws-loop-{i}"))
@@ -204,6 +212,7 @@ impl Server {
         let control = Arc::clone(&self.control);
         let grace = self.settings.timeouts.shutdown_grace;
         let mut signals = self.signals;
+        let access_sink = self.access_sink.clone();
         std::thread::Builder::new()
             .name("tws-signals".to_owned())
             .spawn(move || {
@@ -213,15 +222,23 @@ impl Server {
                             Some(trigger) => {
                                 let _ = trigger.send(());
                             }
-                            None => eprintln!("tws: SIGHUP: no routes file to reload"),
+                            None => crate::report!("tws: SIGHUP: no routes file to reload"),
+                        }
+                        continue;
+                    }
+                    if signal == SIGUSR1 {
+                        // logrotate renamed the file: write on in a new one.
+                        if let Some(sink) = &access_sink {
+                            sink.reopen();
                         }
                         continue;
                     }
                     if control.stopping.swap(true, Ordering::AcqRel) {
-                        eprintln!("tws: second signal: exiting now");
+                        crate::report!("tws: second signal: exiting now");
+                        crate::log::sink::flush_stderr(std::time::Duration::from_millis(200));
                         std::process::exit(130);
                     }
-                    eprintln!(
+                    crate::report!(
                         "tws: stopping: no new connections; finishing requests in flight (up to {:.0}s; signal again to exit now)",
                         grace.as_secs_f64()
                     );
@@ -237,7 +254,10 @@ impl Server {
                 Err(_) => return Err(anyhow!("an event loop panicked")),
             }
         }
-        eprintln!("tws: stopped");
+        if let Some(sink) = &self.access_sink {
+            sink.flush(std::time::Duration::from_secs(2));
+        }
+        crate::report!("tws: stopped");
         Ok(())
     }
 }

@@ -83,7 +83,9 @@ impl Pool {
                 });
             });
             if catch_unwind(AssertUnwindSafe(|| job(reply))).is_err() {
-                eprintln!("tws: error: a request handler panicked; the request was answered 500");
+                crate::report!(
+                    "tws: error: a request handler panicked; the request was answered 500"
+                );
             }
         });
     }

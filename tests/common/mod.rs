@@ -68,18 +68,7 @@ impl Server {
 
     /// Waits (bounded) for a line on stderr containing `text`.
     pub fn wait_error(&self, text: &str) -> String {
-        let started = std::time::Instant::now();
-        loop {
-            let lines = self.errors.lock().unwrap().clone();
-            if let Some(line) = lines.iter().find(|l| l.contains(text)) {
-                return line.clone();
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "no stderr line with {text:?}: {lines:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_line(&self.errors, text)
     }
 
     /// The bundled routes.toml with its own data folder.
@@ -139,9 +128,25 @@ impl Drop for Server {
     }
 }
 
+/// Waits (bounded) for a collected line containing `text`.
+pub fn wait_line(lines: &Mutex<Vec<String>>, text: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let seen = lines.lock().unwrap().clone();
+        if let Some(line) = seen.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        assert!(started.elapsed() < WAIT, "no line with {text:?}: {seen:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Collects a pipe's lines for the server's whole life, so writing never blocks it; the first
 /// `http://HOST:PORT/` seen goes to `url`.
-fn drain(pipe: impl Read + Send + 'static, url: Option<Sender<String>>) -> Arc<Mutex<Vec<String>>> {
+pub fn drain(
+    pipe: impl Read + Send + 'static,
+    url: Option<Sender<String>>,
+) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
     std::thread::spawn(move || {
