@@ -262,3 +262,28 @@ fn a_log_file_that_cannot_be_opened_stops_startup_with_one_line() {
         "tws: error: cannot open access log /nonexistent-tws-folder/access.log: no such file or directory\n"
     );
 }
+
+#[test]
+fn a_full_disk_is_reported_and_serving_goes_on() {
+    let dir = folder("log-full");
+    // /dev/full takes the open and fails every write with ENOSPC, as a full disk does.
+    let server = Server::start(&["--root", dir.to_str().unwrap(), "--access-log", "/dev/full"]);
+    load(server.addr, 1_000);
+    let line = server.wait_error("cannot write the access log to /dev/full");
+    assert!(
+        line.contains("no space left on device") || line.contains("No space left"),
+        "{line}"
+    );
+    load(server.addr, 1_000);
+    let reports = server
+        .errors
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("cannot write the access log"))
+        .count();
+    assert_eq!(
+        reports, 1,
+        "a write error is reported at most once a minute"
+    );
+}
