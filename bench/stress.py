@@ -22,13 +22,14 @@ TIMEOUT = 2  # seconds, for every server timeout in these scenarios
 
 
 class Tws:
-    def __init__(self, base, limits=""):
+    def __init__(self, base, limits="", server=""):
         site = base / "site"
         self.routes = base / f"routes-{len(list(base.glob('routes-*')))}.toml"
         self.routes.write_text(
-            f'[server]\nroot = "{site}"\ndata = "{base / "data"}"\n\n[server.limits]\n{limits}\n\n'
+            f'[server]\nroot = "{site}"\ndata = "{base / "data"}"\n{server}\n\n[server.limits]\n{limits}\n\n'
             f"[server.timeouts]\nheader = {TIMEOUT}\nbody = {TIMEOUT}\nidle = {TIMEOUT}\nsend = {TIMEOUT}\n\n"
-            '[[route]]\npath = "/"\ndir = "."\n\n[[route]]\npath = "/createUser"\naction = "create_user"\n'
+            '[[route]]\npath = "/"\ndir = "."\nlisting = true\n\n'
+            '[[route]]\npath = "/createUser"\naction = "create_user"\n'
         )
         self.proc = subprocess.Popen(
             [str(TWS), "--config", str(self.routes), "--port", "0", "--log-format", "off"],
@@ -49,9 +50,9 @@ class Tws:
         self.addr = (match.group(1), int(match.group(2)))
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
-    def rss_kib(self):
+    def rss_kib(self, field="VmRSS"):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
         return 0
 
@@ -309,12 +310,85 @@ def scenario_stop_under_load(base, rows, size):
         server.stop()
 
 
+def scenario_listing(base, rows, entries, readers, rate):
+    """A folder of `entries` files: one reader (peak memory against the body it builds), then
+    `readers` clients reading the listing at `rate` bytes/s each."""
+    folder = base / "site" / "huge-folder"
+    if not folder.exists():
+        folder.mkdir()
+        for i in range(entries):
+            (folder / f"file{i:06}.txt").write_bytes(b"x" * (i % 100))
+
+    def fetch(server, path):
+        s = connect(server.addr, timeout=60)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        total = 0
+        while chunk := s.recv(1 << 20):
+            total += len(chunk)
+        return total
+
+    # Everything on one page: the whole folder in one body, as before paging.
+    server = Tws(base, server=f"max_listing_entries = {entries}")
+    try:
+        idle = server.rss_kib()
+        started = time.time()
+        size = fetch(server, "/huge-folder/")
+        took = time.time() - started
+        peak = server.rss_kib("VmHWM") - idle
+        rows.append((f"one page of all {entries} entries: peak above idle against the body",
+                     f"{peak} KiB for {size // 1024} KiB ({peak * 1024 / size:.2f}x), built in {took:.2f} s",
+                     "< 2x the body", peak * 1024 < 2 * size))
+    finally:
+        server.stop()
+    # Default paging, and many slow readers of the first page.
+    server = Tws(base)
+    try:
+        idle = server.rss_kib()
+        size = fetch(server, "/huge-folder/")
+        one = server.rss_kib("VmHWM")
+        peak = [one]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(0.1):
+                peak[0] = max(peak[0], server.rss_kib())
+
+        def slow():
+            s = connect(server.addr, timeout=60)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            s.sendall(b"GET /huge-folder/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            got, t0 = 0, time.time()
+            while time.time() - t0 < 4:
+                chunk = s.recv(16384)
+                if not chunk:
+                    break
+                got += len(chunk)
+                time.sleep(len(chunk) / rate)
+            s.close()
+
+        threading.Thread(target=sample, daemon=True).start()
+        threads = [threading.Thread(target=slow) for _ in range(readers)]
+        for t in threads:
+            t.start()
+        latencies = [get_latency(server.addr, "/index.html")[1] for _ in range(100)]
+        for t in threads:
+            t.join()
+        stop.set()
+        rows.append((f"first page ({size // 1024} KiB) of {entries} entries, one reader", f"peak {one} KiB (idle {idle} KiB)", "-", True))
+        rows.append((f"{readers} readers at {rate // 1024} KiB/s of that page", f"peak {peak[0]} KiB; GET / p99 {p99(latencies):.2f} ms",
+                     "< 64 MiB", peak[0] < 64 * 1024))
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--idle", type=int, default=5000, help="idle connections to hold")
     parser.add_argument("--clients", type=int, default=50, help="clients of the big file")
     parser.add_argument("--size-mib", type=int, default=2048, help="size of the big file")
-    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop)")
+    parser.add_argument("--entries", type=int, default=100_000, help="files in the listed folder")
+    parser.add_argument("--readers", type=int, default=100, help="slow readers of the listing")
+    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop, listing)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tws-stress-"))
     site = base / "site"
@@ -332,6 +406,7 @@ def main():
         ("cap", lambda: scenario_cap(base, rows)),
         ("big", lambda: scenario_big_downloads(base, rows, args.clients, size)),
         ("stop", lambda: scenario_stop_under_load(base, rows, size)),
+        ("listing", lambda: scenario_listing(base, rows, args.entries, args.readers, 64 * 1024)),
     ]:
         if args.only and args.only != name:
             continue

@@ -30,6 +30,12 @@ Folder where actions keep their data (users.jsonl).
 \fBfsync\fR = "group"
 How created users reach the disk: "group" (concurrent creates share one fsync) or "each" (one fsync per create).
 Either way a 201 is sent only once the record is on disk.
+.TP
+\fBaccess_log\fR = "-"
+Where the access log goes: "-" for stdout (default), or a file appended to and reopened on SIGUSR1.
+.TP
+\fBmax_listing_entries\fR = 10000
+Most entries on one page of a folder listing; further pages are linked (?page=2). Also per dir route.
 .SS "[server.limits]"
 .TP
 \fBmax_head_bytes\fR = 16384
@@ -80,7 +86,7 @@ An HTML page, served as text/html; charset=utf-8.
 \fBdir\fR = "rel/folder"
 A folder mounted under \fBpath\fR.
 \fBindex\fR = "index.html" names the file served for a folder; \fBlisting\fR = true lists folders without one
-(HTML, or JSON for Accept: application/json).
+(HTML, or JSON for Accept: application/json), \fBmax_listing_entries\fR a page.
 \fBdotfiles\fR = true serves names starting with a dot (hidden by default);
 \fBsymlinks\fR = "inside" (default) | "never" | "follow" says which symlinks are followed.
 A folder requested without its trailing slash is redirected (301) to the slash form.

@@ -99,7 +99,7 @@ fn decode_segment(raw: &str) -> Result<String, HttpError> {
 }
 
 /// Which symlinks inside a served folder are followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Symlinks {
     /// Followed while their target stays inside the folder (the default).
     #[default]
@@ -124,7 +124,7 @@ impl Symlinks {
 }
 
 /// How a folder is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Exposure {
     /// Serve names starting with `.`; hidden (404) by default.
     pub dotfiles: bool,

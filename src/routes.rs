@@ -53,6 +53,8 @@ pub struct DirSpec {
     pub index: String,
     /// List a folder's contents when it has no index file.
     pub listing: bool,
+    /// Most entries on one page of a listing.
+    pub max_listing_entries: usize,
     /// Dotfiles and symlinks.
     pub exposure: Exposure,
     pub cache_control: Option<String>,

@@ -7,7 +7,6 @@ mod server;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
@@ -30,7 +29,7 @@ pub struct Config {
     /// Content types by file extension (lower case, no dot), overriding the built-in table.
     pub types: HashMap<String, String>,
     /// Custom error pages (HTML) by status.
-    pub error_pages: HashMap<u16, Arc<[u8]>>,
+    pub error_pages: HashMap<u16, bytes::Bytes>,
 }
 
 /// Values given on the command line; each one overrides the routes file.
@@ -82,7 +81,7 @@ impl Config {
             let line = at.line(spanned.span().start);
             let raw = spanned.into_inner();
             let path = raw.path.clone();
-            let route = validate_route(raw, &server.root)
+            let route = validate_route(raw, &server.root, server.max_listing_entries)
                 .map_err(|e| anyhow!("{}:{line}: route \"{path}\": {e:#}", source.display()))?;
             if let Some(first) = seen.insert(route.path.clone(), line) {
                 bail!(
@@ -119,6 +118,7 @@ impl Config {
                 folder,
                 index: DEFAULT_INDEX.to_owned(),
                 listing: true,
+                max_listing_entries: server.max_listing_entries,
                 ..DirSpec::default()
             }),
             line: 0,

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
+use bytes::Bytes;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -36,9 +36,15 @@ pub(super) struct RawRoute {
     dotfiles: Option<bool>,
     symlinks: Option<String>,
     cache_control: Option<String>,
+    max_listing_entries: Option<usize>,
 }
 
-pub(super) fn validate_route(raw: RawRoute, root: &Path) -> Result<Route> {
+/// Bounds of `max_listing_entries`.
+pub const LISTING_ENTRIES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+
+/// Checks one route; `root` is the folder its paths are relative to, `page_size` the default
+/// of `max_listing_entries`.
+pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Result<Route> {
     let fail = |message: String| anyhow!(message);
     check_route_path(&raw.path).map_err(|m| fail(m.to_owned()))?;
     let kinds: Vec<&str> = [
@@ -64,13 +70,18 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path) -> Result<Route> {
             )));
         }
     };
-    let misplaced: [(&str, bool, &[&str]); 7] = [
+    let misplaced: [(&str, bool, &[&str]); 8] = [
         ("download", raw.download.is_some(), &["file"]),
         ("content_type", raw.content_type.is_some(), &["file"]),
         ("index", raw.index.is_some(), &["dir"]),
         ("listing", raw.listing.is_some(), &["dir"]),
         ("dotfiles", raw.dotfiles.is_some(), &["dir"]),
         ("symlinks", raw.symlinks.is_some(), &["dir"]),
+        (
+            "max_listing_entries",
+            raw.max_listing_entries.is_some(),
+            &["dir"],
+        ),
         (
             "cache_control",
             raw.cache_control.is_some(),
@@ -84,6 +95,15 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path) -> Result<Route> {
                 owners.join(", ")
             )));
         }
+    }
+    if let Some(n) = raw.max_listing_entries
+        && !LISTING_ENTRIES_RANGE.contains(&n)
+    {
+        return Err(fail(format!(
+            "`max_listing_entries` must be between {} and {}",
+            LISTING_ENTRIES_RANGE.start(),
+            LISTING_ENTRIES_RANGE.end()
+        )));
     }
     if let Some(value) = &raw.cache_control {
         check_header_value(value).map_err(|m| fail(format!("`cache_control` {m}")))?;
@@ -118,6 +138,7 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path) -> Result<Route> {
             folder: canonical_dir(&root.join(raw.dir.unwrap_or_default()))?,
             index: raw.index.unwrap_or_else(|| DEFAULT_INDEX.to_owned()),
             listing: raw.listing.unwrap_or(false),
+            max_listing_entries: raw.max_listing_entries.unwrap_or(page_size),
             exposure: Exposure {
                 dotfiles: raw.dotfiles.unwrap_or(false),
                 symlinks,
@@ -257,7 +278,7 @@ pub(super) fn error_pages(
     raw: BTreeMap<Spanned<String>, PathBuf>,
     root: &Path,
     at: &Locator<'_>,
-) -> Result<HashMap<u16, Arc<[u8]>>> {
+) -> Result<HashMap<u16, Bytes>> {
     let mut pages = HashMap::new();
     for (status, rel) in raw {
         let code = status
@@ -288,7 +309,7 @@ pub(super) fn error_pages(
             )));
         }
         let bytes = std::fs::read(&path).map_err(|e| fail(crate::io_reason(&e)))?;
-        pages.insert(code, Arc::from(bytes));
+        pages.insert(code, Bytes::from(bytes));
     }
     Ok(pages)
 }

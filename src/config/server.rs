@@ -42,6 +42,8 @@ pub struct Server {
     pub timeouts: Timeouts,
     /// Where the access log goes: a file, or stdout when `None`.
     pub access_log: Option<PathBuf>,
+    /// Default most entries on one page of a folder listing.
+    pub max_listing_entries: usize,
 }
 
 /// Default minimum send rate: 1 KiB/s.
@@ -87,6 +89,7 @@ pub(super) struct RawServer {
     data: Option<PathBuf>,
     fsync: Option<Spanned<String>>,
     access_log: Option<PathBuf>,
+    max_listing_entries: Option<Spanned<usize>>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -172,6 +175,13 @@ pub(super) fn server_settings(
         at,
         &key("min_send_rate"),
     )?;
+    let max_listing_entries = ranged(
+        raw.max_listing_entries,
+        crate::handlers::listing::DEFAULT_MAX_ENTRIES,
+        super::routes::LISTING_ENTRIES_RANGE,
+        at,
+        "[server] max_listing_entries",
+    )?;
     let fsync = match raw.fsync {
         None => SyncMode::default(),
         Some(name) => SyncMode::from_name(name.get_ref()).ok_or_else(|| {
@@ -218,6 +228,7 @@ pub(super) fn server_settings(
             _ => None,
         }
         .filter(|path| path != Path::new(STDOUT)),
+        max_listing_entries,
     })
 }
 

@@ -2,18 +2,19 @@
 //! redirect to the slash form of a folder.
 
 use super::file::{ContentTypes, FileOptions, FileSet};
-use super::listing::{self, Listing};
+use super::listing::{self, Listing, Listings};
 use crate::http::HttpError;
 use crate::http::response::Response;
 use crate::path::resolve_in;
 use crate::routes::DirSpec;
+use std::sync::Arc;
 
 /// What a folder route found for a request.
 pub enum Served {
     /// A file (or a folder's index file): the caller answers from the set and may cache it.
     File(FileSet),
     /// A folder's listing, which the caller may cache too.
-    Listing(Listing),
+    Listing(Arc<Listing>),
     /// A redirect to the slash form of a folder.
     Other(Response),
 }
@@ -25,6 +26,7 @@ pub fn serve(
     path: &str,
     rest: &str,
     types: &ContentTypes,
+    listings: &Listings,
 ) -> Result<Served, HttpError> {
     let target = resolve_in(&spec.folder, rest, spec.exposure)?;
     let options = FileOptions {
@@ -47,7 +49,10 @@ pub fn serve(
         return open(&index).map(Served::File);
     }
     if spec.listing {
-        Listing::build(&spec.folder, rest, path, spec.exposure).map(Served::Listing)
+        let page_size = spec.max_listing_entries;
+        listings
+            .get(&spec.folder, rest, path, spec.exposure, page_size)
+            .map(Served::Listing)
     } else {
         Err(HttpError::NotFound)
     }

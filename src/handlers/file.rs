@@ -292,7 +292,7 @@ impl Representation {
                 ));
             }
             // Small files are served from memory; their descriptor is closed.
-            Content::Memory(Arc::from(bytes))
+            Content::Memory(bytes::Bytes::from(bytes))
         } else {
             Content::File(Arc::new(file))
         };

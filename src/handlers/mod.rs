@@ -16,14 +16,16 @@ use crate::path::{self, Exposure, Symlinks};
 use crate::router::{Found, Router};
 use crate::routes::{Route, Target};
 use file::{ContentTypes, FileOptions, FileSet};
-use listing::Listing;
+use listing::{Listing, Listings};
 
 /// The route table and the state handlers need.
 pub struct App {
     router: Router,
     users: Option<Arc<dyn UserStore>>,
     types: ContentTypes,
-    error_pages: HashMap<u16, Arc<[u8]>>,
+    error_pages: HashMap<u16, bytes::Bytes>,
+    /// Recently listed folders, shared by every loop and worker.
+    listings: Listings,
 }
 
 /// What to do with a request whose head has been read.
@@ -61,11 +63,19 @@ pub enum Cacheable {
 }
 
 impl Cacheable {
-    /// Answers a request from what was kept: no I/O.
+    /// Answers a request from what was kept: no I/O, and no rendering when `ready` says so.
     pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
         match self {
             Cacheable::File(set) => set.respond(req),
-            Cacheable::Listing(listing) => Ok(listing.respond(req)),
+            Cacheable::Listing(listing) => listing.respond(req),
+        }
+    }
+
+    /// True when `respond` is cheap enough for the event loop: it would not render a page.
+    pub fn ready(&self, req: &Request) -> bool {
+        match self {
+            Cacheable::File(_) => true,
+            Cacheable::Listing(listing) => listing.ready(req),
         }
     }
 
@@ -135,6 +145,7 @@ impl App {
             users,
             types: ContentTypes::default(),
             error_pages: HashMap::new(),
+            listings: Listings::default(),
         }
     }
 
@@ -216,7 +227,13 @@ impl App {
                 FileSet::open(&spec.folder, &spec.name, exposure, &self.types, options)
                     .map(dir::Served::File)
             }
-            Target::Dir(spec) => dir::serve(spec, &routed.path, &routed.rest, &self.types),
+            Target::Dir(spec) => dir::serve(
+                spec,
+                &routed.path,
+                &routed.rest,
+                &self.types,
+                &self.listings,
+            ),
             Target::Action(action) => {
                 let format = error_format(route);
                 let users = self.users.as_deref();
@@ -227,7 +244,7 @@ impl App {
         };
         let source = match result {
             Ok(dir::Served::File(set)) => Cacheable::File(Arc::new(set)),
-            Ok(dir::Served::Listing(listing)) => Cacheable::Listing(Arc::new(listing)),
+            Ok(dir::Served::Listing(listing)) => Cacheable::Listing(listing),
             Ok(dir::Served::Other(response)) => return reply.send(response),
             Err(e) => return reply.send(self.error_response(routed, e)),
         };
@@ -235,6 +252,15 @@ impl App {
             .respond(req)
             .unwrap_or_else(|e| self.error_response(routed, e));
         reply.send_cacheable(response, source);
+    }
+
+    /// Answers a request from something kept for its path whose answer needs rendering first
+    /// (see `Cacheable::ready`); on a worker.
+    pub fn handle_from(&self, source: &Cacheable, req: &Request, routed: &Routed, reply: Reply) {
+        let response = source
+            .respond(req)
+            .unwrap_or_else(|e| self.error_response(routed, e));
+        reply.send(response);
     }
 
     /// The answer to an error on a routed request, in the route's error format.
@@ -250,7 +276,7 @@ impl App {
             && let Some(page) = self.error_pages.get(&response.status)
         {
             response.content_type = TEXT_HTML.into();
-            response.body = Body::shared(Arc::clone(page));
+            response.body = Body::shared(page.clone());
         }
         response
     }

@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::error::reason_phrase;
 use super::{HttpError, Version};
 
@@ -39,8 +41,8 @@ pub enum Body {
 /// Content shared between responses (and with a cache).
 #[derive(Debug, Clone)]
 pub enum Content {
-    /// Bytes held in memory.
-    Memory(Arc<[u8]>),
+    /// Bytes held in memory (cheap to clone and slice: a reference count).
+    Memory(Bytes),
     /// An open file, sent with sendfile.
     File(Arc<File>),
 }
@@ -55,7 +57,7 @@ pub struct Part {
 
 impl Body {
     /// All of some bytes held in memory.
-    pub fn shared(bytes: Arc<[u8]>) -> Body {
+    pub fn shared(bytes: Bytes) -> Body {
         let len = bytes.len() as u64;
         Body::Content {
             content: Content::Memory(bytes),

@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::{Buf, Bytes};
 use mio::net::TcpStream;
 
 use crate::handlers::Routed;
@@ -21,6 +22,11 @@ const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 /// Most file bytes sent to one connection per turn of the loop, so that one fast reader of a
 /// large file cannot starve the others.
 const SEND_BUDGET: u64 = 1 << 20;
+/// Shared bytes up to this size are copied after the head; larger ones are sent from where
+/// they are shared (a listing page, a cached file), so no connection holds a copy.
+const COPY_SHARED_BYTES: u64 = 16 * 1024;
+/// Most pieces gathered into one send.
+const MAX_IOVECS: usize = 8;
 
 /// How far a flush got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +72,8 @@ enum Segment {
         data: Vec<u8>,
         pos: usize,
     },
+    /// Bytes shared with a cache and other connections; advanced as they are sent.
+    Shared(Bytes),
     File {
         file: Arc<File>,
         offset: u64,
@@ -208,17 +216,13 @@ impl Conn {
     fn queue_content(&mut self, content: Content, offset: u64, len: u64) {
         match content {
             Content::File(file) => self.queue_file(file, offset, len),
-            Content::Memory(bytes) => {
-                let range = &bytes[offset as usize..(offset + len) as usize];
-                if self.queue.is_empty() {
-                    self.output.extend_from_slice(range);
-                } else {
-                    self.queue.push_back(Segment::Bytes {
-                        data: range.to_vec(),
-                        pos: 0,
-                    });
-                }
+            Content::Memory(bytes) if len <= COPY_SHARED_BYTES && self.queue.is_empty() => {
+                self.output
+                    .extend_from_slice(&bytes[offset as usize..(offset + len) as usize]);
             }
+            Content::Memory(bytes) => self.queue.push_back(Segment::Shared(
+                bytes.slice(offset as usize..(offset + len) as usize),
+            )),
         }
     }
 
@@ -244,51 +248,41 @@ impl Conn {
     }
 
     fn send_queued(&mut self, written: &mut u64) -> io::Result<Flushed> {
-        // When file data follows the head, let the kernel hold the head back and fill whole
-        // segments (MSG_MORE) instead of sending it alone.
-        let more = !self.queue.is_empty();
-        if !write_from(&self.sock, &self.output, &mut self.out_pos, more, written)? {
-            return Ok(Flushed::Blocked);
-        }
-        self.output.clear();
-        self.out_pos = 0;
-        if self.output.capacity() > KEEP_BUFFER_BYTES {
-            // A large answer (a listing) went out: do not keep its buffer for small ones.
-            self.output = Vec::new();
-        }
         let mut budget = SEND_BUDGET;
-        while !self.queue.is_empty() {
-            let more = self.queue.len() > 1;
-            let Some(segment) = self.queue.front_mut() else {
+        loop {
+            // Bytes first: what is left of `output` and the memory segments after it, in one
+            // gathered send.
+            if !self.send_memory(written)? {
+                return Ok(Flushed::Blocked);
+            }
+            let Some(Segment::File {
+                file,
+                offset,
+                remaining,
+            }) = self.queue.front_mut()
+            else {
                 break;
             };
-            let done = match segment {
-                Segment::Bytes { data, pos } => write_from(&self.sock, data, pos, more, written)?,
-                Segment::File {
-                    file,
-                    offset,
-                    remaining,
-                } => loop {
-                    if budget == 0 {
-                        return Ok(Flushed::Yielded);
-                    }
-                    let count = (*remaining).min(budget);
-                    match sendfile(&self.sock, file, offset, count) {
-                        // The file shrank under us: the promised length can no longer be met.
-                        Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                        Ok(n) => {
-                            *remaining -= n as u64;
-                            budget -= n as u64;
-                            *written += n as u64;
-                            if *remaining == 0 {
-                                break true;
-                            }
+            let done = loop {
+                if budget == 0 {
+                    return Ok(Flushed::Yielded);
+                }
+                let count = (*remaining).min(budget);
+                match sendfile(&self.sock, file, offset, count) {
+                    // The file shrank under us: the promised length can no longer be met.
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => {
+                        *remaining -= n as u64;
+                        budget -= n as u64;
+                        *written += n as u64;
+                        if *remaining == 0 {
+                            break true;
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
                     }
-                },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
             };
             if !done {
                 return Ok(Flushed::Blocked);
@@ -296,6 +290,87 @@ impl Conn {
             self.queue.pop_front();
         }
         Ok(Flushed::All)
+    }
+
+    /// Sends `output` and the memory segments at the front of the queue, gathered; true once
+    /// they are all out (a file segment, if any, is next), false when the socket is full.
+    fn send_memory(&mut self, written: &mut u64) -> io::Result<bool> {
+        loop {
+            let mut pieces: [&[u8]; MAX_IOVECS] = [&[]; MAX_IOVECS];
+            let mut count = 0;
+            if self.out_pos < self.output.len() {
+                pieces[0] = &self.output[self.out_pos..];
+                count = 1;
+            }
+            for segment in &self.queue {
+                if count == MAX_IOVECS {
+                    break;
+                }
+                pieces[count] = match segment {
+                    Segment::Bytes { data, pos } => &data[*pos..],
+                    Segment::Shared(bytes) => bytes,
+                    Segment::File { .. } => break,
+                };
+                count += 1;
+            }
+            if count == 0 {
+                self.reset_output();
+                return Ok(true);
+            }
+            // When more follows (a file, or pieces past this send), let the kernel hold the
+            // tail back to fill whole segments (MSG_MORE).
+            let more = self.queue.len() + usize::from(self.out_pos < self.output.len()) > count;
+            let mut n = match send_gathered(&self.sock, &pieces[..count], more) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            *written += n as u64;
+            // Advance past what was sent.
+            let left = self.output.len() - self.out_pos;
+            if left > 0 {
+                let step = n.min(left);
+                self.out_pos += step;
+                n -= step;
+                if self.out_pos == self.output.len() {
+                    self.reset_output();
+                }
+            }
+            while n > 0 {
+                let Some(front) = self.queue.front_mut() else {
+                    break;
+                };
+                let left = match front {
+                    Segment::Bytes { data, pos } => {
+                        let step = n.min(data.len() - *pos);
+                        *pos += step;
+                        n -= step;
+                        data.len() - *pos
+                    }
+                    Segment::Shared(bytes) => {
+                        let step = n.min(bytes.len());
+                        bytes.advance(step);
+                        n -= step;
+                        bytes.len()
+                    }
+                    Segment::File { .. } => break,
+                };
+                if left == 0 {
+                    self.queue.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Empties `output` once sent; a large answer's buffer is not kept for small ones.
+    fn reset_output(&mut self) {
+        self.output.clear();
+        self.out_pos = 0;
+        if self.output.capacity() > KEEP_BUFFER_BYTES {
+            self.output = Vec::new();
+        }
     }
 
     /// True when nothing is queued for writing.
@@ -315,37 +390,29 @@ impl Conn {
     }
 }
 
-/// Writes `data[*pos..]`; `Ok(true)` once all of it is written, `Ok(false)` on WouldBlock.
-/// `more` tells the kernel that more data follows at once (MSG_MORE); `written` counts bytes.
-fn write_from(
-    sock: &TcpStream,
-    data: &[u8],
-    pos: &mut usize,
-    more: bool,
-    written: &mut u64,
-) -> io::Result<bool> {
-    let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
-    while *pos < data.len() {
-        let rest = &data[*pos..];
-        // SAFETY: `rest` is a valid, initialised buffer for the duration of the call.
-        let n = unsafe { libc::send(sock.as_raw_fd(), rest.as_ptr().cast(), rest.len(), flags) };
-        let result = if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        };
-        match result {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                *pos += n;
-                *written += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// One `sendmsg` of several pieces; `more` sets MSG_MORE. Never raises SIGPIPE.
+fn send_gathered(sock: &TcpStream, pieces: &[&[u8]], more: bool) -> io::Result<usize> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOVECS];
+    for (slot, piece) in iov.iter_mut().zip(pieces) {
+        slot.iov_base = piece.as_ptr() as *mut libc::c_void;
+        slot.iov_len = piece.len();
     }
-    Ok(true)
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = pieces.len().min(MAX_IOVECS) as _;
+    let flags = if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL;
+    // SAFETY: every iovec points into a buffer borrowed for the duration of the call, which
+    // the kernel only reads.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Copies up to `count` bytes from `file` at `offset` to the socket in the kernel.

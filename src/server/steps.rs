@@ -9,7 +9,7 @@ use super::cache::Lookup;
 use super::conn::{Flushed, PendingBody, ReadOutcome, State};
 use super::event_loop::EventLoop;
 use super::pool::{Done, Ticket};
-use crate::handlers::{Cacheable, Dispatch, Routed};
+use crate::handlers::{App, Cacheable, Dispatch, Reply, Routed};
 use crate::http::body::BodyDecoder;
 use crate::http::request::{Framing, Parse, parse_head};
 use crate::http::response::{CONTINUE, ErrorFormat, HeadContext, Response, write_head};
@@ -140,10 +140,11 @@ impl EventLoop {
             return self.dispatch(key, req, routed, body, None);
         }
         match self.cache.lookup(routed.path(), self.now) {
-            Lookup::Hit(source) => {
+            Lookup::Hit(source) if source.ready(&req) => {
                 self.respond_from(key, req, &routed, &source);
                 Next::Again
             }
+            Lookup::Hit(source) => self.render_from(key, req, routed, source),
             Lookup::Pending => {
                 let conn = &mut self.conns[key];
                 self.cache.park(routed.path(), key, conn.id);
@@ -167,6 +168,27 @@ impl EventLoop {
         body: Vec<u8>,
         cache_key: Option<Box<str>>,
     ) -> Next {
+        self.on_worker(key, req, cache_key, move |app, req, reply| {
+            app.handle(req, &routed, &body, reply);
+        })
+    }
+
+    /// Hands a request to a worker that answers it from what the cache kept, when that needs
+    /// rendering first (a page of a listing not rendered yet).
+    fn render_from(&mut self, key: usize, req: Request, routed: Routed, source: Cacheable) -> Next {
+        self.on_worker(key, req, None, move |app, req, reply| {
+            app.handle_from(&source, req, &routed, reply);
+        })
+    }
+
+    /// Runs `job` on a worker; the connection waits for its reply.
+    fn on_worker(
+        &mut self,
+        key: usize,
+        req: Request,
+        cache_key: Option<Box<str>>,
+        job: impl FnOnce(&App, &Request, Reply) + Send + 'static,
+    ) -> Next {
         let req = Arc::new(req);
         let conn = &mut self.conns[key];
         conn.state = State::Busy {
@@ -179,8 +201,7 @@ impl EventLoop {
             generation: self.generation,
         };
         let app = Arc::clone(&self.app);
-        self.pool
-            .spawn(ticket, move |reply| app.handle(&req, &routed, &body, reply));
+        self.pool.spawn(ticket, move |reply| job(&app, &req, reply));
         Next::Wait
     }
 
@@ -205,9 +226,12 @@ impl EventLoop {
             unreachable!("checked above")
         };
         match source {
-            Some(source) => {
+            Some(source) if source.ready(&req) => {
                 self.respond_from(key, req, &routed, source);
                 self.drive(key);
+            }
+            Some(source) => {
+                self.render_from(key, req, routed, source.clone());
             }
             None => {
                 self.dispatch(key, req, routed, Vec::new(), None);

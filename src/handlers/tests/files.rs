@@ -337,13 +337,78 @@ fn a_listing_is_reused_only_while_its_folder_is_unchanged() {
     };
     let now = std::time::Instant::now();
     assert!(listing.is_current(now));
-    // Both forms were built at once.
-    let again = listing.respond(&req);
+    // The page asked for was rendered and kept; the other form is rendered when first asked.
+    assert!(listing.ready(&req));
+    let again = listing.respond(&req).unwrap();
     assert_eq!(body_bytes(again.body), body_bytes(first.body));
     let json = request("GET /files/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\n\r\n");
-    assert_eq!(listing.respond(&json).content_type, "application/json");
+    assert!(!listing.ready(&json));
+    assert_eq!(
+        listing.respond(&json).unwrap().content_type,
+        "application/json"
+    );
+    assert!(listing.ready(&json));
     // Too old, or the folder changed: rebuilt.
     assert!(!listing.is_current(now + crate::handlers::listing::LISTING_TTL));
     std::fs::write(site.dir.join("site/files/new.txt"), "new").unwrap();
     assert!(!listing.is_current(now));
+}
+
+#[test]
+fn long_listings_are_paged_with_links_and_counts() {
+    let extra = r#"
+[[route]]
+path = "/paged"
+dir = "files"
+listing = true
+max_listing_entries = 4
+"#;
+    let site = site_with("listing-pages", extra);
+    let get = |target: &str, accept: &str| exchange(&site.app, "GET", target, accept, "");
+    // Six entries, four a page: two pages.
+    let (first, html) = get("/paged/", "");
+    assert_eq!(first.status, 200);
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("6 entries; page 1 of 2, entries 1 to 4."),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"?page=2\" rel=\"next\">"), "{html}");
+    assert!(
+        !html.contains("notes.md"),
+        "the fifth entry onwards is on page 2"
+    );
+    assert_eq!(
+        header(&first, "Link"),
+        Some("</paged/?page=2>; rel=\"next\"")
+    );
+    let json = "Accept: application/json\r\n";
+    let (second, bytes) = get("/paged/?page=2", json);
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["doc.txt.gz", "notes.md"]);
+    assert_eq!(
+        header(&second, "Link"),
+        Some("</paged/?page=1>; rel=\"prev\"")
+    );
+    // Other query parameters are left alone; a bad page number is the client's mistake.
+    let cases = [
+        ("/paged/?x=1&page=2", 200),
+        ("/paged/?page=3", 404),
+        ("/paged/?page=0", 400),
+        ("/paged/?page=-1", 400),
+        ("/paged/?page=1e3", 400),
+        ("/paged/?page=99999999999999999999999", 400),
+    ];
+    for (target, status) in cases {
+        assert_eq!(get(target, "").0.status, status, "{target}");
+    }
+    // Short listings carry no page links.
+    let (short, html) = get("/files/", "");
+    assert!(header(&short, "Link").is_none());
+    assert!(
+        String::from_utf8(html)
+            .unwrap()
+            .contains("<p>6 entries.</p>")
+    );
 }

@@ -1,0 +1,350 @@
+//! Folder listings. A folder is scanned once into compact entries (`scan`), cut into pages of
+//! at most `max_listing_entries`, and each page is rendered once, as HTML or JSON (`render`),
+//! then shared by every connection that sends it: connections hold a reference to the bytes,
+//! never a copy. `Listings` keeps recently listed folders for every loop and worker, so a
+//! folder is scanned once while it is unchanged, however many loops and readers want it.
+
+pub mod render;
+pub mod scan;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::http::response::{APPLICATION_JSON, Body, Response, TEXT_HTML};
+use crate::http::{HttpError, Request};
+use crate::path::Exposure;
+use render::PageSpan;
+use scan::Scan;
+
+/// Characters kept as they are in one path segment: RFC 3986 unreserved ones.
+pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a normalised path segment by segment, keeping its slashes.
+pub fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| utf8_percent_encode(segment, COMPONENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// How long a built listing is reused at least. Entries added, removed or renamed show at
+/// once (they change the folder's own modification time, checked at every use); the sizes and
+/// times of files already listed, within this, or within twenty times the scan's own duration
+/// for a folder slow to scan (100,000 entries: a few seconds).
+pub const LISTING_TTL: Duration = Duration::from_secs(1);
+const TTL_PER_SCAN: u32 = 20;
+/// Default most entries on one page of a listing.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+/// Most rendered page bytes kept across every listing; past it a page is rendered for each
+/// request instead of kept (memory per response stays bounded by one page).
+const MAX_RENDERED_BYTES: usize = 32 << 20;
+/// Most listings kept by `Listings`.
+const MAX_LISTINGS: usize = 64;
+
+/// Rendered page bytes kept now, across every listing.
+static RENDERED: AtomicUsize = AtomicUsize::new(0);
+
+/// The two forms of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Html,
+    Json,
+}
+
+impl Format {
+    /// JSON when the client asks for `application/json` and not for HTML.
+    fn of(req: &Request) -> Format {
+        let accept = req.header_str("accept").unwrap_or("");
+        if accept.contains("application/json") && !accept.contains("text/html") {
+            Format::Json
+        } else {
+            Format::Html
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Page {
+    html: OnceLock<Bytes>,
+    json: OnceLock<Bytes>,
+}
+
+impl Page {
+    fn cell(&self, format: Format) -> &OnceLock<Bytes> {
+        match format {
+            Format::Html => &self.html,
+            Format::Json => &self.json,
+        }
+    }
+}
+
+/// A folder's listing: its scan, and its pages as they are rendered.
+#[derive(Debug)]
+pub struct Listing {
+    scan: Scan,
+    /// The URL path of the folder, ending in '/'.
+    path: String,
+    page_size: usize,
+    pages: Box<[Page]>,
+    ttl: Duration,
+}
+
+impl Listing {
+    /// Lists the folder `rest` (relative, empty or ending in '/') inside the canonical `root`,
+    /// reached at URL `path` (which ends in '/'), `page_size` entries a page.
+    pub fn build(
+        root: &Path,
+        rest: &str,
+        path: &str,
+        exposure: Exposure,
+        page_size: usize,
+    ) -> Result<Listing, HttpError> {
+        let scan = Scan::read(root, rest, exposure)?;
+        let page_size = page_size.max(1);
+        let pages = scan.len().div_ceil(page_size).max(1);
+        let ttl = LISTING_TTL.max(scan.took * TTL_PER_SCAN);
+        Ok(Listing {
+            scan,
+            path: path.to_owned(),
+            page_size,
+            pages: (0..pages).map(|_| Page::default()).collect(),
+            ttl,
+        })
+    }
+
+    /// The page a request asks for (`?page=N`, 1-based; the first without one).
+    fn span(&self, req: &Request) -> Result<PageSpan, HttpError> {
+        let number = match page_param(req.query()) {
+            None => 1,
+            Some(Some(n)) if n >= 1 => n,
+            Some(_) => return Err(HttpError::BadRequest("page must be a positive integer")),
+        };
+        if number > self.pages.len() {
+            return Err(HttpError::NotFound);
+        }
+        let start = (number - 1) * self.page_size;
+        Ok(PageSpan {
+            number,
+            pages: self.pages.len(),
+            start,
+            count: self
+                .page_size
+                .min(self.scan.len() - start.min(self.scan.len())),
+        })
+    }
+
+    /// True when answering `req` needs no rendering: the page is kept, or the answer is an
+    /// error. The loop answers such requests itself and hands the others to a worker.
+    pub fn ready(&self, req: &Request) -> bool {
+        match self.span(req) {
+            Ok(span) => self.pages[span.number - 1]
+                .cell(Format::of(req))
+                .get()
+                .is_some(),
+            Err(_) => true,
+        }
+    }
+
+    /// Answers a request for one page, rendering it first if need be (on a worker: see
+    /// `ready`).
+    pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
+        let span = self.span(req)?;
+        let format = Format::of(req);
+        let body = self.page_body(span, format);
+        let content_type = match format {
+            Format::Html => TEXT_HTML,
+            Format::Json => APPLICATION_JSON,
+        };
+        let mut response = Response::new(200, content_type, body).header("Vary", "Accept");
+        if span.pages > 1 {
+            let base = encode_path(&self.path);
+            let mut links = Vec::new();
+            if span.number < span.pages {
+                links.push(format!("<{base}?page={}>; rel=\"next\"", span.number + 1));
+            }
+            if span.number > 1 {
+                links.push(format!("<{base}?page={}>; rel=\"prev\"", span.number - 1));
+            }
+            response = response.header("Link", links.join(", "));
+        }
+        Ok(response)
+    }
+
+    /// The page's bytes: shared when kept, else rendered for this response alone (when the
+    /// kept pages of every listing already fill `MAX_RENDERED_BYTES`).
+    fn page_body(&self, span: PageSpan, format: Format) -> Body {
+        let cell = self.pages[span.number - 1].cell(format);
+        if let Some(bytes) = cell.get() {
+            return Body::shared(bytes.clone());
+        }
+        let rendered = match format {
+            Format::Html => render::html(&self.scan, &self.path, span),
+            Format::Json => render::json(&self.scan, span),
+        };
+        let len = rendered.len();
+        if RENDERED.fetch_add(len, Ordering::AcqRel) + len > MAX_RENDERED_BYTES {
+            RENDERED.fetch_sub(len, Ordering::AcqRel);
+            return Body::Bytes(rendered);
+        }
+        let bytes = Bytes::from(rendered);
+        if cell.set(bytes.clone()).is_err() {
+            // Another worker kept the same page first.
+            RENDERED.fetch_sub(len, Ordering::AcqRel);
+        }
+        Body::shared(cell.get().unwrap_or(&bytes).clone())
+    }
+
+    /// True while the listing is young enough and the folder has not changed.
+    pub fn is_current(&self, now: Instant) -> bool {
+        self.is_young(now) && self.folder_unchanged()
+    }
+
+    /// Built less than its time to live ago.
+    pub fn is_young(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.scan.built) < self.ttl
+    }
+
+    /// No entry was added, removed or renamed since it was built (one stat).
+    pub fn folder_unchanged(&self) -> bool {
+        self.scan.folder_unchanged()
+    }
+
+    /// Bytes held: the scan and the pages kept so far.
+    pub fn memory(&self) -> usize {
+        self.scan.memory() + self.kept_bytes()
+    }
+
+    fn kept_bytes(&self) -> usize {
+        self.pages
+            .iter()
+            .flat_map(|p| [p.html.get(), p.json.get()])
+            .flatten()
+            .map(|b| b.len())
+            .sum()
+    }
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        RENDERED.fetch_sub(self.kept_bytes(), Ordering::AcqRel);
+    }
+}
+
+/// `page=N` in a query: `None` when absent, `Some(None)` when not a number.
+fn page_param(query: Option<&str>) -> Option<Option<usize>> {
+    let value = query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("page="))?;
+    Some(
+        value
+            .parse()
+            .ok()
+            .filter(|_| value.bytes().all(|b| b.is_ascii_digit())),
+    )
+}
+
+/// What identifies a listing: the folder, how it is exposed and paged, and its URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    root: PathBuf,
+    rest: String,
+    path: String,
+    exposure: Exposure,
+    page_size: usize,
+}
+
+type Slot = Arc<Mutex<Option<Arc<Listing>>>>;
+
+/// The listings of recently listed folders, shared by every loop and worker of one routes
+/// table. One worker builds a listing while others wanting the same one wait for it.
+#[derive(Debug, Default)]
+pub struct Listings {
+    slots: Mutex<HashMap<Key, Slot>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Listings {
+    /// The current listing of a folder (see `Listing::build`), built if need be.
+    pub fn get(
+        &self,
+        root: &Path,
+        rest: &str,
+        path: &str,
+        exposure: Exposure,
+        page_size: usize,
+    ) -> Result<Arc<Listing>, HttpError> {
+        let key = Key {
+            root: root.to_path_buf(),
+            rest: rest.to_owned(),
+            path: path.to_owned(),
+            exposure,
+            page_size,
+        };
+        let slot = {
+            let mut slots = lock(&self.slots);
+            if slots.len() >= MAX_LISTINGS && !slots.contains_key(&key) {
+                // Forget the listings nobody is building, oldest first.
+                let mut idle: Vec<(Key, Instant)> = slots
+                    .iter()
+                    .filter_map(|(k, s)| {
+                        let held = s.try_lock().ok()?;
+                        Some((
+                            k.clone(),
+                            held.as_ref().map_or(Instant::now(), |l| l.scan.built),
+                        ))
+                    })
+                    .collect();
+                idle.sort_by_key(|(_, built)| *built);
+                for (k, _) in idle.into_iter().take(slots.len() + 1 - MAX_LISTINGS) {
+                    slots.remove(&k);
+                }
+            }
+            Arc::clone(slots.entry(key).or_default())
+        };
+        let mut held = lock(&slot);
+        if let Some(listing) = held.as_ref()
+            && listing.is_current(Instant::now())
+        {
+            return Ok(Arc::clone(listing));
+        }
+        let listing = Arc::new(Listing::build(root, rest, path, exposure, page_size)?);
+        *held = Some(Arc::clone(&listing));
+        Ok(listing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn html_escape(text: &str) -> String {
+        let mut out = Vec::new();
+        render::escape_into(&mut out, text);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_hostile_names() {
+        assert_eq!(
+            html_escape("a\"b'c<d>e&f"),
+            "a&quot;b&#39;c&lt;d&gt;e&amp;f"
+        );
+        assert_eq!(html_escape("line\nbreak"), "line\u{FFFD}break");
+        let encoded = utf8_percent_encode("a b#c?d%e\"<>é\n", COMPONENT).to_string();
+        assert_eq!(encoded, "a%20b%23c%3Fd%25e%22%3C%3E%C3%A9%0A");
+        assert_eq!(encode_path("/a b/c#d/"), "/a%20b/c%23d/");
+    }
+}
