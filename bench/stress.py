@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -381,6 +382,56 @@ def scenario_listing(base, rows, entries, readers, rate):
         server.stop()
 
 
+def scenario_bodies(base, rows, attackers=300):
+    """`attackers` connections each sending 1,000,000 bytes of a body declared as 1 MiB and
+    stopping there, while a normal client creates users and fetches a page."""
+    server = Tws(base)
+    try:
+        idle = server.rss_kib()
+        head = (b"POST /createUser HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1048576\r\n\r\n")
+        socks = []
+        for _ in range(attackers):
+            s = connect(server.addr)
+            s.sendall(head)
+            s.setblocking(False)
+            socks.append([s, 0])
+        chunk = b" " * 65536
+        deadline = time.time() + 4
+        while time.time() < deadline and any(sent < 1_000_000 for _, sent in socks):
+            for entry in socks:
+                if entry[1] < 1_000_000:
+                    try:
+                        entry[1] += entry[0].send(chunk[: 1_000_000 - entry[1]])
+                    except BlockingIOError:
+                        pass
+        sent = sum(sent for _, sent in socks)
+        latencies = []
+        for i in range(100):
+            body = f'{{"Nombre": "user {i}"}}'.encode()
+            started = time.perf_counter()
+            s = connect(server.addr)
+            s.sendall(b"POST /createUser HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            status, _ = read_response(s)
+            s.close()
+            assert status == 201, status
+            latencies.append((time.perf_counter() - started) * 1000)
+            latencies.append(get_latency(server.addr)[1])
+        peak = server.rss_kib("VmHWM")
+        for s, _ in socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        time.sleep(1)
+        after = server.rss_kib()
+        rows.append((f"{attackers} unfinished 1 MiB bodies ({sent / 2**20:.0f} MiB sent)",
+                     f"peak {peak} KiB (idle {idle} KiB), {after} KiB 1 s after they reset",
+                     "peak < idle + 64 MiB budget + 32 MiB", peak < idle + 96 * 1024))
+        rows.append(("POST /createUser and GET / meanwhile", f"p99 {p99(latencies):.2f} ms", "p99 < 100 ms", p99(latencies) < 100))
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--idle", type=int, default=5000, help="idle connections to hold")
@@ -388,7 +439,7 @@ def main():
     parser.add_argument("--size-mib", type=int, default=2048, help="size of the big file")
     parser.add_argument("--entries", type=int, default=100_000, help="files in the listed folder")
     parser.add_argument("--readers", type=int, default=100, help="slow readers of the listing")
-    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop, listing)")
+    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop, listing, bodies)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tws-stress-"))
     site = base / "site"
@@ -407,6 +458,7 @@ def main():
         ("big", lambda: scenario_big_downloads(base, rows, args.clients, size)),
         ("stop", lambda: scenario_stop_under_load(base, rows, size)),
         ("listing", lambda: scenario_listing(base, rows, args.entries, args.readers, 64 * 1024)),
+        ("bodies", lambda: scenario_bodies(base, rows)),
     ]:
         if args.only and args.only != name:
             continue

@@ -50,6 +50,10 @@ Most header fields (at most 256); beyond it, 431.
 \fBmax_body_bytes\fR = 1048576
 Largest request body; beyond it, 413.
 .TP
+\fBmax_body_memory\fR = 67108864
+Request-body bytes held in memory across all connections (default 64 MiB, at least max_body_bytes).
+When spent, connections holding more than 16 KiB of body are not read from until there is room again.
+.TP
 \fBmax_connections\fR = 10000
 Most connections open at once (default: what the open file limit allows, raised to its hard limit at startup); past it, a 503 and a close.
 .TP

@@ -44,7 +44,12 @@ pub struct Server {
     pub access_log: Option<PathBuf>,
     /// Default most entries on one page of a folder listing.
     pub max_listing_entries: usize,
+    /// Most request-body bytes held in memory across all connections.
+    pub max_body_memory: usize,
 }
+
+/// Default body budget: 64 MiB, room for 64 bodies of the default largest size at once.
+pub const DEFAULT_MAX_BODY_MEMORY: u64 = 64 << 20;
 
 /// Default minimum send rate: 1 KiB/s.
 pub const DEFAULT_MIN_SEND_RATE: u64 = 1024;
@@ -103,6 +108,7 @@ struct RawLimits {
     max_uri_bytes: Option<Spanned<usize>>,
     max_headers: Option<Spanned<usize>>,
     max_body_bytes: Option<Spanned<u64>>,
+    max_body_memory: Option<Spanned<u64>>,
     max_connections: Option<Spanned<usize>>,
     min_send_rate: Option<Spanned<u64>>,
 }
@@ -158,6 +164,23 @@ pub(super) fn server_settings(
         )?,
     };
     limits.max_uri_bytes = limits.max_uri_bytes.min(limits.max_head_bytes);
+    let memory_span = l.max_body_memory.as_ref().map(|v| v.span());
+    let max_body_memory = ranged(
+        l.max_body_memory,
+        DEFAULT_MAX_BODY_MEMORY.max(limits.max_body_bytes),
+        1 << 20..=1 << 40,
+        at,
+        &key("max_body_memory"),
+    )?;
+    if max_body_memory < limits.max_body_bytes {
+        return Err(at.key_error(
+            memory_span.unwrap_or(0..0),
+            format!(
+                "[server.limits] max_body_memory ({max_body_memory}) must be at least max_body_bytes ({}), or no body that large could ever be read",
+                limits.max_body_bytes
+            ),
+        ));
+    }
     let max_connections = match l.max_connections {
         None => None,
         Some(v) => Some(ranged(
@@ -229,6 +252,7 @@ pub(super) fn server_settings(
         }
         .filter(|path| path != Path::new(STDOUT)),
         max_listing_entries,
+        max_body_memory: usize::try_from(max_body_memory).unwrap_or(usize::MAX),
     })
 }
 

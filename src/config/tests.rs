@@ -170,6 +170,26 @@ fn each_mistake_names_file_line_and_key() {
             "must be a plain path",
         ),
         (
+            "[server.limits]\nmax_body_bytes = 4194304\nmax_body_memory = 2097152\n".into(),
+            "routes.toml:3: [server.limits] max_body_memory (2097152) must be at least max_body_bytes (4194304)",
+        ),
+        (
+            "[server.limits]\nmax_body_memory = 1000\n".into(),
+            "routes.toml:2: [server.limits] max_body_memory must be between 1048576 and",
+        ),
+        (
+            "[server]\nmax_listing_entries = 0\n".into(),
+            "routes.toml:2: [server] max_listing_entries must be between 1 and 1000000",
+        ),
+        (
+            route("path = \"/x\"\ndir = \"sub\"\nmax_listing_entries = 0"),
+            "`max_listing_entries` must be between 1 and 1000000",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nmax_listing_entries = 5"),
+            "key `max_listing_entries` only applies to dir routes",
+        ),
+        (
             route(
                 "path = \"/\"\npage = \"index.html\"\n\n[[route]]\npath = \"/\"\nfile = \"a.png\"",
             ),

@@ -110,6 +110,13 @@ pub struct Conn {
     pub sent: u64,
     pub window_sent: u64,
     pub window_start: Instant,
+    /// Body bytes this connection is charged against the server's budget.
+    pub body_charge: usize,
+    /// Waiting for room in the body budget before reading more.
+    pub awaiting_budget: bool,
+    /// epoll reported that the peer shut down its side (or an error), possibly before what it
+    /// sent was read.
+    pub hangup: bool,
 }
 
 /// The outcome of a read.
@@ -146,6 +153,9 @@ impl Conn {
             sent: 0,
             window_sent: 0,
             window_start: now,
+            body_charge: 0,
+            awaiting_budget: false,
+            hangup: false,
         }
     }
 
@@ -168,8 +178,9 @@ impl Conn {
             }
             Ok(n) => {
                 self.input.extend_from_slice(&scratch[..n]);
-                // A short read drained the socket; epoll reports the next arrival.
-                if n < room {
+                // A short read drained the socket; epoll reports the next arrival. After a
+                // hang-up no event will come: keep reading until the end or the error shows.
+                if n < room && !self.hangup {
                     self.readable = false;
                 }
                 Ok(ReadOutcome::Data)

@@ -48,7 +48,13 @@ pub struct EventLoop {
     pub(super) timeouts: Timeouts,
     /// Bytes per second a response must average over each send-timeout window (0: no check).
     min_send_rate: u64,
-    control: Arc<Control>,
+    pub(super) control: Arc<Control>,
+    /// Most request-body bytes held in memory across the server.
+    pub(super) max_body_memory: usize,
+    /// Connections (key, id) waiting for room in the body budget.
+    pub(super) awaiting_budget: Vec<(usize, u64)>,
+    /// Body bytes given back since the allocator was last trimmed.
+    pub(super) body_released: usize,
     pub(super) log: AccessLog,
     pub(super) conns: Slab<Conn>,
     pub(super) cache: FileCache,
@@ -91,6 +97,9 @@ impl EventLoop {
             timeouts: settings.timeouts,
             min_send_rate: settings.min_send_rate,
             control,
+            max_body_memory: settings.max_body_memory,
+            awaiting_budget: Vec::new(),
+            body_released: 0,
             log,
             conns: Slab::new(),
             cache: FileCache::default(),
@@ -134,6 +143,9 @@ impl EventLoop {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 conn.readable = true;
                             }
+                            if event.is_read_closed() || event.is_error() {
+                                conn.hangup = true;
+                            }
                             self.drive(key);
                         }
                     }
@@ -148,6 +160,7 @@ impl EventLoop {
                 }
             }
             self.complete();
+            self.resume_body_readers();
             if self.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
                 self.sweep();
             }
@@ -176,6 +189,7 @@ impl EventLoop {
         self.limits = snapshot.server.limits;
         self.timeouts = snapshot.server.timeouts;
         self.min_send_rate = snapshot.server.min_send_rate;
+        self.max_body_memory = snapshot.server.max_body_memory;
         // What was kept came from the old table. Connections waiting for an answer being made
         // under it get answers of their own, from the new one.
         let parked = self.cache.take_parked();
@@ -268,6 +282,7 @@ impl EventLoop {
 
     /// Removes a connection; closing its socket takes it out of epoll.
     pub(super) fn close(&mut self, key: usize) {
+        self.release_body(key);
         if self.conns.try_remove(key).is_some() {
             self.control.release();
         }
@@ -300,6 +315,7 @@ impl EventLoop {
     fn sweep(&mut self) {
         let now = self.now;
         self.last_sweep = now;
+        self.trim_after_bodies();
         let window = self.timeouts.send;
         let mut expired = Vec::new();
         for (key, conn) in self.conns.iter_mut() {

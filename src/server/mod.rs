@@ -2,6 +2,7 @@
 //! connections it accepts, the worker pool the loops share for blocking work, and the signals
 //! that stop it all gracefully.
 
+mod budget;
 mod cache;
 mod conn;
 mod event_loop;
@@ -41,6 +42,8 @@ pub struct Control {
     max_connections: AtomicUsize,
     /// Set by the first SIGTERM or SIGINT.
     stopping: AtomicBool,
+    /// Request-body bytes buffered across all loops (see `budget`).
+    body_held: AtomicUsize,
 }
 
 impl Control {
@@ -137,6 +140,7 @@ impl Server {
                 open: AtomicUsize::new(0),
                 max_connections: AtomicUsize::new(max_connections),
                 stopping: AtomicBool::new(false),
+                body_held: AtomicUsize::new(0),
             }),
             capacity,
             fd_limit,

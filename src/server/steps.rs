@@ -189,6 +189,7 @@ impl EventLoop {
         cache_key: Option<Box<str>>,
         job: impl FnOnce(&App, &Request, Reply) + Send + 'static,
     ) -> Next {
+        self.release_body(key);
         let req = Arc::new(req);
         let conn = &mut self.conns[key];
         conn.state = State::Busy {
@@ -269,7 +270,17 @@ impl EventLoop {
             }
         }
         conn.state = State::Body(pending);
-        self.read_more(key, BODY_READ_CAP)
+        if !self.may_read_body(key, BODY_READ_CAP) {
+            // A body waiting for budget whose sender has hung up can never be finished.
+            return if self.conns[key].hangup {
+                Next::Close
+            } else {
+                Next::Wait
+            };
+        }
+        let next = self.read_more(key, BODY_READ_CAP);
+        self.charge_body(key);
+        next
     }
 
     fn step_send(&mut self, key: usize) -> Next {
@@ -330,6 +341,7 @@ impl EventLoop {
         keep_alive: bool,
     ) {
         let keep_alive = keep_alive && !self.stopping();
+        self.release_body(key);
         let conn = &mut self.conns[key];
         let head_only = req.is_some_and(Request::is_head);
         let ctx = HeadContext {
