@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark harness: tws against nginx and lighttpd on loopback.
+"""Benchmark harness: tws against nginx, lighttpd and static-web-server on loopback.
 
 Every server serves the same generated site. The server under test is pinned to one CPU and
 the load generator (wrk, ab) to the other, the same for every server. Scenarios run in
@@ -193,6 +193,15 @@ mimetype.assign = (".html" => "text/html", ".txt" => "text/plain", ".jpg" => "im
     return Server("lighttpd", ["lighttpd", "-D", "-f", str(conf)], port, base)
 
 
+def sws_server(base, site):
+    """static-web-server (the best Rust peer), as its README suggests for speed: no
+    compression, errors-only logging."""
+    port = free_port()
+    argv = ["static-web-server", "--host", "127.0.0.1", "--port", str(port), "--root", str(site),
+            "--compression", "false", "--log-level", "error", "--directory-listing", "true"]
+    return Server("static-web-server", argv, port, base)
+
+
 def pinned(argv):
     return ["taskset", "-c", LOAD_CPU, *argv]
 
@@ -268,7 +277,7 @@ SCENARIOS = [
     {"name": "1 KiB page, keep-alive (req/s)", "kind": "wrk", "path": "/page.html", "conns": 50},
     {"name": "100 KiB image, keep-alive (req/s)", "kind": "wrk", "path": "/image.jpg", "conns": 50},
     {"name": "10 MiB file, 4 connections (GiB/s)", "kind": "wrk", "path": "/big.bin", "conns": 4, "metric": "bytes"},
-    {"name": "100 B file, no keep-alive, ab (req/s)", "kind": "ab", "path": "/small.txt", "conns": 20, "n": 20000},
+    {"name": "100 B file, no keep-alive, ab (req/s)", "kind": "ab", "path": "/small.txt", "conns": 20, "n": 30000},
     {"name": "listing of 1000 files (req/s)", "kind": "wrk", "path": "/dir1000/", "conns": 50},
 ]
 
@@ -287,9 +296,13 @@ def machine_description():
             break
     mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
     versions = []
-    for argv in (["nginx", "-v"], ["lighttpd", "-v"], [str(TWS), "--version"], ["wrk", "--version"]):
-        out = subprocess.run(argv, capture_output=True, text=True)
-        versions.append((out.stdout + out.stderr).strip().splitlines()[0])
+    for argv in (["nginx", "-v"], ["lighttpd", "-v"], ["static-web-server", "--version"],
+                 [str(TWS), "--version"], ["wrk", "--version"], ["ab", "-V"]):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True)
+            versions.append((out.stdout + out.stderr).strip().splitlines()[0])
+        except FileNotFoundError:
+            pass
     return (
         f"{model}, {CPUS} CPUs, {int(mem) // 1024} MiB RAM, Linux {platform.release()}; "
         + "; ".join(versions)
@@ -306,7 +319,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
     parser.add_argument("--only", help="run scenarios whose name contains this text")
-    parser.add_argument("--servers", default="tws,nginx,lighttpd")
+    parser.add_argument("--servers", default="tws,nginx,lighttpd,static-web-server")
     parser.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     if args.quick:
@@ -323,6 +336,8 @@ def main():
         servers += [nginx_server(base, site, "on"), nginx_server(base, site, "off")]
     if "lighttpd" in wanted:
         servers.append(lighttpd_server(base, site))
+    if "static-web-server" in wanted and shutil.which("static-web-server"):
+        servers.append(sws_server(base, site))
     scenarios = [s for s in SCENARIOS if not args.only or args.only in s["name"]]
     results = {}  # (scenario name, server name) -> [result per round]
     idle_rss = {}
@@ -374,64 +389,70 @@ def bench_create_user(base, site, args):
 def best_nginx(scenario, results, rnd):
     """nginx as an operator would tune it: the better of sendfile on and off, per scenario."""
     candidates = [results.get((scenario["name"], f"nginx sendfile {v}")) for v in ("on", "off")]
-    candidates = [c[rnd] for c in candidates if c]
+    candidates = [c[rnd] for c in candidates if c and len(c) > rnd]
     return max(candidates, key=lambda r: metric(scenario, r)) if candidates else None
+
+
+PEERS = ["nginx", "lighttpd", "static-web-server"]
+
+
+def round_result(scenario, results, name, rnd):
+    if name == "nginx":
+        return best_nginx(scenario, results, rnd)
+    rs = results.get((scenario["name"], name), [])
+    return rs[rnd] if len(rs) > rnd else None
 
 
 def render(args, servers, scenarios, results, idle_rss, users):
     names = [s.name for s in servers]
+    peers = [p for p in PEERS if any(n == p or n.startswith(p + " ") for n in names)]
+    columns = ["tws", *peers]
+    short = {"static-web-server": "sws"}
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {machine_description()}.",
         "",
         f"Run: `bench/run.sh --rounds {args.rounds} --duration {args.duration}`, "
-        f"server pinned to CPU {SERVER_CPU}, wrk/ab pinned to CPU {LOAD_CPU}; "
-        "medians of the rounds; ratios are taken within each round, then the median. "
-        "nginx is the better of `sendfile on` and `sendfile off` per scenario.",
+        f"server pinned to CPU {SERVER_CPU}, wrk/ab pinned to CPU {LOAD_CPU}; servers alternate "
+        "within each round; medians of the rounds; ratios are taken within each round, then the "
+        "median, with the range over the rounds. nginx is the better of `sendfile on` and "
+        "`sendfile off` per scenario; sws is static-web-server.",
         "",
-        "| scenario | tws | nginx | lighttpd | tws/nginx | tws/lighttpd | p99 tws | p99 nginx | p99 lighttpd |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| scenario | " + " | ".join(short.get(c, c) for c in columns) + " | "
+        + " | ".join(f"tws/{short.get(p, p)}" for p in peers) + " |",
+        "|---|" + "---|" * (len(columns) + len(peers)),
     ]
-    cpu_lines = [
-        "| scenario | tws | nginx | lighttpd |",
-        "|---|---|---|---|",
-    ]
+    cpu_lines = ["| scenario | " + " | ".join(short.get(c, c) for c in columns) + " |",
+                 "|---|" + "---|" * len(columns)]
+    p99_lines = list(cpu_lines)
     for scenario in scenarios:
-        per = {"tws": [], "nginx": [], "lighttpd": []}
-        for rnd in range(args.rounds):
-            t = results.get((scenario["name"], "tws"), [None] * args.rounds)[rnd]
-            n = best_nginx(scenario, results, rnd)
-            li = results.get((scenario["name"], "lighttpd"), [None] * args.rounds)[rnd]
-            for key, r in (("tws", t), ("nginx", n), ("lighttpd", li)):
-                if r:
-                    per[key].append(r)
+        per = {c: [round_result(scenario, results, c, rnd) for rnd in range(args.rounds)] for c in columns}
 
         def med(key, field=None):
-            rs = per[key]
+            rs = [r for r in per[key] if r]
             if not rs:
                 return None
             return statistics.median(metric(scenario, r) if field is None else r[field] for r in rs)
 
         def ratio(other):
-            pairs = [(metric(scenario, a), metric(scenario, b)) for a, b in zip(per["tws"], per[other])]
-            return statistics.median(a / b for a, b in pairs) if pairs else None
+            pairs = [(metric(scenario, a), metric(scenario, b)) for a, b in zip(per["tws"], per[other]) if a and b]
+            if not pairs:
+                return "-"
+            values = [a / b for a, b in pairs]
+            return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
         def cell(v, f="{:,.0f}"):
             return "-" if v is None else f.format(v)
 
         value_fmt = "{:.2f}" if scenario.get("metric") == "bytes" else "{:,.0f}"
-        lines.append(
-            f"| {scenario['name']} | {cell(med('tws'), value_fmt)} | {cell(med('nginx'), value_fmt)} "
-            f"| {cell(med('lighttpd'), value_fmt)} | {cell(ratio('nginx'), '{:.2f}')} "
-            f"| {cell(ratio('lighttpd'), '{:.2f}')} | {cell(med('tws', 'p99_ms'), '{:.2f} ms')} "
-            f"| {cell(med('nginx', 'p99_ms'), '{:.2f} ms')} | {cell(med('lighttpd', 'p99_ms'), '{:.2f} ms')} |"
-        )
-        cpu_lines.append(
-            f"| {scenario['name'].rsplit(' (', 1)[0]} | {cell(med('tws', 'cpu_us'), '{:.2f}')} "
-            f"| {cell(med('nginx', 'cpu_us'), '{:.2f}')} | {cell(med('lighttpd', 'cpu_us'), '{:.2f}')} |"
-        )
+        lines.append(f"| {scenario['name']} | " + " | ".join(cell(med(c), value_fmt) for c in columns)
+                     + " | " + " | ".join(ratio(p) for p in peers) + " |")
+        label = scenario["name"].rsplit(" (", 1)[0]
+        cpu_lines.append(f"| {label} | " + " | ".join(cell(med(c, "cpu_us"), "{:.2f}") for c in columns) + " |")
+        p99_lines.append(f"| {label} | " + " | ".join(cell(med(c, "p99_ms"), "{:.2f}") for c in columns) + " |")
     lines += ["", "Server CPU time (user + system) per request, in microseconds:", "", *cpu_lines, ""]
+    lines += ["p99 latency, in milliseconds:", "", *p99_lines, ""]
     lines += ["Memory (RSS, KiB): idle after start, and peak during the 100 B keep-alive load:", ""]
     lines += ["| server | idle | under load |", "|---|---|---|"]
     load_name = SCENARIOS[0]["name"]

@@ -117,6 +117,8 @@ pub struct Conn {
     /// epoll reported that the peer shut down its side (or an error), possibly before what it
     /// sent was read.
     pub hangup: bool,
+    /// The send buffer was sized for the path (before the first file was streamed).
+    send_buffer_sized: bool,
 }
 
 /// The outcome of a read.
@@ -156,6 +158,7 @@ impl Conn {
             body_charge: 0,
             awaiting_budget: false,
             hangup: false,
+            send_buffer_sized: false,
         }
     }
 
@@ -274,6 +277,10 @@ impl Conn {
             else {
                 break;
             };
+            if !self.send_buffer_sized {
+                self.send_buffer_sized = true;
+                super::tcp::size_send_buffer(&self.sock);
+            }
             let done = loop {
                 if budget == 0 {
                     return Ok(Flushed::Yielded);

@@ -8,6 +8,7 @@ mod conn;
 mod event_loop;
 mod pool;
 mod steps;
+mod tcp;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
