@@ -23,12 +23,13 @@ TIMEOUT = 2  # seconds, for every server timeout in these scenarios
 
 
 class Tws:
-    def __init__(self, base, limits="", server=""):
+    def __init__(self, base, limits="", server="", idle=TIMEOUT, tls=None):
         site = base / "site"
         self.routes = base / f"routes-{len(list(base.glob('routes-*')))}.toml"
+        tls_table = f'[server.tls]\ncert = "{tls[0]}"\nkey = "{tls[1]}"\n\n' if tls else ""
         self.routes.write_text(
-            f'[server]\nroot = "{site}"\ndata = "{base / "data"}"\n{server}\n\n[server.limits]\n{limits}\n\n'
-            f"[server.timeouts]\nheader = {TIMEOUT}\nbody = {TIMEOUT}\nidle = {TIMEOUT}\nsend = {TIMEOUT}\n\n"
+            f'[server]\nroot = "{site}"\ndata = "{base / "data"}"\n{server}\n\n{tls_table}[server.limits]\n{limits}\n\n'
+            f"[server.timeouts]\nheader = {TIMEOUT}\nbody = {TIMEOUT}\nidle = {idle}\nsend = {TIMEOUT}\n\n"
             '[[route]]\npath = "/"\ndir = "."\nlisting = true\n\n'
             '[[route]]\npath = "/createUser"\naction = "create_user"\n'
         )
@@ -45,7 +46,7 @@ class Tws:
             if not line:
                 raise RuntimeError(f"tws exited: {self.banner!r}")
             self.banner += line
-        match = re.search(r"http://([\d.]+):(\d+)/", self.banner)
+        match = re.search(r"https?://([\d.]+):(\d+)/", self.banner)
         if not match:
             raise RuntimeError(f"no URL in {self.banner!r}")
         self.addr = (match.group(1), int(match.group(2)))
@@ -432,6 +433,57 @@ def scenario_bodies(base, rows, attackers=300):
         server.stop()
 
 
+def make_cert(base):
+    key, cert = base / "key.pem", base / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def scenario_tls_idle(base, rows, count):
+    """`count` idle HTTPS keep-alive connections (each made one request), then fresh HTTPS
+    requests on new connections among them."""
+    import ssl
+    cert, key = make_cert(base)
+    server = Tws(base, idle=120, tls=(cert, key))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    try:
+        rss_before = server.rss_kib()
+
+        def tls_connect():
+            raw = connect(server.addr)
+            return ctx.wrap_socket(raw, server_hostname="localhost")
+
+        idle = []
+        for _ in range(count):
+            s = tls_connect()
+            s.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
+            read_response(s)
+            idle.append(s)
+        rss = server.rss_kib()
+        latencies = []
+        for _ in range(300):
+            started = time.perf_counter()
+            s = tls_connect()
+            s.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            status, _ = read_response(s)
+            s.close()
+            assert status == 200
+            latencies.append((time.perf_counter() - started) * 1000)
+        per = (rss - rss_before) * 1024 / count
+        rows.append((f"RSS with {count} idle HTTPS keep-alive connections",
+                     f"{rss} KiB (idle server {rss_before} KiB; {per / 1024:.1f} KiB each)",
+                     "< 192 MiB", rss < 192 * 1024))
+        rows.append((f"new HTTPS connection + GET among {count} idle ones (full handshake)",
+                     f"p99 {p99(latencies):.2f} ms (median {statistics.median(latencies):.2f})", "p99 < 50 ms",
+                     p99(latencies) < 50))
+        for s in idle:
+            s.close()
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--idle", type=int, default=5000, help="idle connections to hold")
@@ -439,7 +491,7 @@ def main():
     parser.add_argument("--size-mib", type=int, default=2048, help="size of the big file")
     parser.add_argument("--entries", type=int, default=100_000, help="files in the listed folder")
     parser.add_argument("--readers", type=int, default=100, help="slow readers of the listing")
-    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop, listing, bodies)")
+    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop, listing, bodies, tls-idle)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tws-stress-"))
     site = base / "site"
@@ -459,6 +511,7 @@ def main():
         ("stop", lambda: scenario_stop_under_load(base, rows, size)),
         ("listing", lambda: scenario_listing(base, rows, args.entries, args.readers, 64 * 1024)),
         ("bodies", lambda: scenario_bodies(base, rows)),
+        ("tls-idle", lambda: scenario_tls_idle(base, rows, args.idle)),
     ]:
         if args.only and args.only != name:
             continue

@@ -17,6 +17,16 @@ pub struct Banner<'a> {
     pub fd_limit: usize,
     /// The routes file, and whether it is watched for changes.
     pub source: Option<(&'a Path, bool)>,
+    /// HTTPS: what the banner says about the certificate (its file or where a self-signed
+    /// one was written, and its fingerprint), and the redirect listener's address.
+    pub tls: Option<TlsNote<'a>>,
+}
+
+/// The banner's HTTPS lines.
+pub struct TlsNote<'a> {
+    pub certificate: String,
+    pub fingerprint: &'a str,
+    pub redirect: Option<SocketAddr>,
 }
 
 /// True when stdout is a terminal and NO_COLOR is unset or empty (no-color.org).
@@ -28,8 +38,9 @@ impl Banner<'_> {
     /// The banner's lines. The first always holds `http://HOST:PORT/` with the real port;
     /// `quiet` keeps only that URL.
     pub fn render(&self, quiet: bool, colour: bool) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let url = |ip: IpAddr| {
-            let text = format!("http://{}/", SocketAddr::new(ip, self.addr.port()));
+            let text = format!("{scheme}://{}/", SocketAddr::new(ip, self.addr.port()));
             if colour {
                 format!("\x1b[1;32m{text}\x1b[0m")
             } else {
@@ -68,6 +79,15 @@ impl Banner<'_> {
                 "reloaded on SIGHUP"
             };
             text.push_str(&format!("  {} is {how}\n", file.display()));
+        }
+        if let Some(tls) = &self.tls {
+            text.push_str(&format!(
+                "  TLS certificate {}\n  SHA-256 fingerprint {}\n",
+                tls.certificate, tls.fingerprint
+            ));
+            if let Some(redirect) = tls.redirect {
+                text.push_str(&format!("  http://{redirect}/ redirects to HTTPS (308)\n"));
+            }
         }
         text
     }
@@ -123,6 +143,7 @@ mod tests {
             max_connections: 100,
             fd_limit: 1024,
             source: Some((Path::new("routes.toml"), true)),
+            tls: None,
         }
     }
 

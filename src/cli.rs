@@ -65,6 +65,23 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", env = "TWS_ACCESS_LOG")]
     pub access_log: Option<PathBuf>,
 
+    /// Serve HTTPS with this PEM certificate chain, leaf first (with --tls-key)
+    #[arg(long, value_name = "FILE", env = "TWS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)
+    #[arg(long, value_name = "FILE", env = "TWS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate made at startup for localhost (local development); the
+    /// certificate is written to DATA/tls/self-signed.pem
+    #[arg(long)]
+    pub tls_self_signed: bool,
+
+    /// Also listen for plain HTTP on PORT and redirect every request to HTTPS (308)
+    #[arg(long, value_name = "PORT")]
+    pub redirect_http: Option<u16>,
+
     /// Print only the URL at startup, and no access log on stdout unless --log-format asks for one
     #[arg(short, long)]
     pub quiet: bool,
@@ -113,6 +130,10 @@ impl Cli {
             threads: self.threads.map(usize::from),
             data: self.data.clone(),
             access_log: self.access_log.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_self_signed: self.tls_self_signed,
+            redirect_http: self.redirect_http,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod time;
+pub mod tls;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -24,13 +25,14 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use actions::{JsonlStore, UserStore};
-use banner::Banner;
+use banner::{Banner, TlsNote};
 use cli::{Cli, LogFormat};
 use config::Config;
 use handlers::App;
 use log::sink::{Sink, Target};
 use reload::{Live, Reloader};
 use server::Server;
+use tls::Tls;
 
 /// Runs tws as the command line asks. Lines reported on stderr while serving are written out
 /// before it returns.
@@ -78,8 +80,36 @@ fn run_inner(cli: &Cli) -> Result<()> {
         (_, Some(path)) => Some(Sink::start(Target::File(path.clone()), "access log")?),
     };
     log::sink::init_stderr()?;
-    let server = Server::bind(Arc::clone(&live), log_format, access_sink)?;
+    let tls = match &config.server.tls {
+        Some(settings) => Some(Arc::new(Tls::start(
+            settings,
+            &config.server.data,
+            &config.server.host,
+        )?)),
+        None => None,
+    };
+    let server = Server::bind(
+        Arc::clone(&live),
+        log_format,
+        access_sink,
+        tls.as_ref().map(|t| Arc::clone(&t.config)),
+    )?;
     let watch = !cli.no_watch;
+    let fingerprint = tls
+        .as_ref()
+        .map(|t| tls::certs::fingerprint(tls::certs::leaf(&t.current())));
+    let tls_note = tls
+        .as_ref()
+        .zip(fingerprint.as_deref())
+        .map(|(t, print)| TlsNote {
+            certificate: match (&t.files, &t.self_signed) {
+                (Some((cert, _)), _) => cert.display().to_string(),
+                (None, Some(path)) => format!("self-signed, written to {}", path.display()),
+                (None, None) => "self-signed".to_owned(),
+            },
+            fingerprint: print,
+            redirect: server.redirect_addr(),
+        });
     let banner = Banner {
         addr: server.local_addr(),
         routes: config.routes.len(),
@@ -88,6 +118,7 @@ fn run_inner(cli: &Cli) -> Result<()> {
         max_connections: server.max_connections(),
         fd_limit: server.fd_limit(),
         source: config.source.as_deref().map(|p| (p, watch)),
+        tls: tls_note,
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(banner.render(cli.quiet, banner::use_colour()).as_bytes());
@@ -99,10 +130,14 @@ fn run_inner(cli: &Cli) -> Result<()> {
     }
     let _ = out.flush();
     drop(out);
-    let reloader = config
-        .source
-        .clone()
-        .map(|source| Reloader::new(source, read, overrides, live, users));
+    let cert_files = tls.as_ref().is_some_and(|t| t.files.is_some());
+    let reloader = (config.source.is_some() || cert_files).then(|| {
+        let reloader = Reloader::new(config.source.clone(), read, overrides, live, users);
+        match tls {
+            Some(tls) if cert_files => reloader.with_certificate(tls),
+            _ => reloader,
+        }
+    });
     server.run(reloader, watch)
 }
 

@@ -36,6 +36,17 @@ Where the access log goes: "-" for stdout (default), or a file appended to and r
 .TP
 \fBmax_listing_entries\fR = 10000
 Most entries on one page of a folder listing; further pages are linked (?page=2). Also per dir route.
+.SS "[server.tls]"
+.TP
+\fBcert\fR = "fullchain.pem", \fBkey\fR = "privkey.pem"
+Serve HTTPS (TLS 1.3 and 1.2) with this PEM certificate chain (leaf first) and private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+The pair is reloaded on SIGHUP and when either file changes; a bad pair is refused and the old one kept.
+.TP
+\fBself_signed\fR = true
+Instead of cert and key: make a certificate at startup for localhost, 127.0.0.1, ::1 and the host name; it is written to \fIdata\fR/tls/self-signed.pem.
+.TP
+\fBredirect_http\fR = 80
+Also listen for plain HTTP on this port and answer every request 308 to the HTTPS address.
 .SS "[server.limits]"
 .TP
 \fBmax_head_bytes\fR = 16384
@@ -142,12 +153,13 @@ Changes of host, port, threads, data, fsync or access_log need a restart; the lo
 SIGTERM or SIGINT stops tws gracefully: it stops accepting, closes idle connections, lets requests in flight finish (up to \fBshutdown_grace\fR), flushes the user store and exits 0.
 A second signal exits at once (status 130).
 SIGUSR1 reopens the access log file (after logrotate renamed it); no line is lost or split.
+SIGHUP also reloads the TLS certificate and key.
 .SH "LOGGING"
 The access log goes to stdout, or with \fB--access-log\fR (\fBaccess_log\fR in [server]) is appended to a file created with mode 0640.
 Lines leave the event loops through a bounded queue (4 MiB) to a writer thread, so a log nobody reads never stops serving: when the queue is full, lines are dropped and counted, and stderr says so at most every five seconds.
 Write errors (a full disk) are reported at most once a minute and never stop serving.
 .SH "ENVIRONMENT"
-\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR, \fBTWS_ROOT\fR and \fBTWS_ACCESS_LOG\fR stand in for the flags of the same name.
+\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR, \fBTWS_ROOT\fR, \fBTWS_ACCESS_LOG\fR, \fBTWS_TLS_CERT\fR and \fBTWS_TLS_KEY\fR stand in for the flags of the same name.
 \fBNO_COLOR\fR turns colour off; it is only used on a terminal anyway.
 \fBLISTEN_FDS\fR and \fBLISTEN_PID\fR (systemd socket activation) hand tws its listening socket.
 .SH "EXIT STATUS"

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::actions::{JsonlStore, UserStore};
 use crate::config::{self, Config, Overrides};
 use crate::handlers::App;
+use crate::tls::{PairStamps, Tls};
 
 /// How often the routes file is checked for changes.
 pub const WATCH_EVERY: Duration = Duration::from_millis(200);
@@ -79,9 +80,12 @@ pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
 /// Told the settings in force after each successful reload.
 type OnChange = Box<dyn Fn(&config::Server) + Send>;
 
-/// Re-reads one routes file into a `Live`.
+/// Re-reads the routes file into a `Live`, and the TLS certificate into its store.
 pub struct Reloader {
-    source: PathBuf,
+    /// The routes file (none when serving a folder).
+    source: Option<PathBuf>,
+    /// The certificate and key, with their files' stamps when last read.
+    certs: Option<(Arc<Tls>, PairStamps)>,
     overrides: Overrides,
     live: Arc<Live>,
     users: Option<Arc<dyn UserStore>>,
@@ -97,7 +101,7 @@ pub struct Reloader {
 impl Reloader {
     /// `read` is the file's stamp from before it was loaded.
     pub fn new(
-        source: PathBuf,
+        source: Option<PathBuf>,
         read: Option<FileStamp>,
         overrides: Overrides,
         live: Arc<Live>,
@@ -106,6 +110,7 @@ impl Reloader {
         let (trigger_tx, trigger_rx) = channel();
         Reloader {
             source,
+            certs: None,
             overrides,
             live,
             users,
@@ -129,7 +134,14 @@ impl Reloader {
         self.on_change = Some(Box::new(f));
     }
 
-    /// Waits for triggers (and, when `watch`, for the file to change) until the process ends.
+    /// Also reloads the TLS certificate and key on triggers, and when their files change.
+    pub fn with_certificate(mut self, tls: Arc<Tls>) -> Reloader {
+        let last = tls.stamps();
+        self.certs = Some((tls, last));
+        self
+    }
+
+    /// Waits for triggers (and, when `watch`, for the files to change) until the process ends.
     pub fn run(mut self, watch: bool) {
         loop {
             let triggered = if watch {
@@ -144,28 +156,39 @@ impl Reloader {
                     Err(_) => return,
                 }
             };
-            let now = stamp(&self.source);
-            if triggered || now != self.last {
-                // An editor may still be writing: wait until the file holds still.
-                let mut settled = now;
-                for _ in 0..10 {
-                    std::thread::sleep(Duration::from_millis(30));
-                    let again = stamp(&self.source);
-                    if again == settled {
-                        break;
-                    }
-                    settled = again;
+            if let Some(source) = self.source.clone() {
+                let now = stamp(&source);
+                if triggered || now != self.last {
+                    // An editor may still be writing: wait until the file holds still.
+                    self.last = settle(now, || stamp(&source));
+                    self.reload();
                 }
-                self.last = settled;
-                self.reload();
+            }
+            if let Some((tls, last)) = &mut self.certs {
+                let now = tls.stamps();
+                if triggered || now != *last {
+                    // certbot writes the certificate and the key one after the other.
+                    *last = settle(now, || tls.stamps());
+                    match tls.reload() {
+                        Ok(fingerprint) => crate::report!(
+                            "tws: reloaded the TLS certificate; new handshakes use it (SHA-256 {fingerprint})"
+                        ),
+                        Err(e) => crate::report!(
+                            "tws: TLS certificate reload refused, still serving the previous one: {e:#}"
+                        ),
+                    }
+                }
             }
         }
     }
 
     /// Loads and validates the routes file; swaps it in, or says why not. Returns success.
     pub fn reload(&mut self) -> bool {
-        let shown = self.source.display().to_string();
-        let config = match Config::load(&self.source, &self.overrides) {
+        let Some(source) = self.source.clone() else {
+            return false;
+        };
+        let shown = source.display().to_string();
+        let config = match Config::load(&source, &self.overrides) {
             Ok(config) => config,
             Err(e) => {
                 crate::report!(
@@ -199,6 +222,8 @@ impl Reloader {
         server.data.clone_from(&old.server.data);
         server.fsync = old.server.fsync;
         server.access_log.clone_from(&old.server.access_log);
+        server.tls.clone_from(&old.server.tls);
+        server.redirect_http = old.server.redirect_http;
         server.max_connections = server.max_connections.map(|m| m.min(self.capacity));
         if let Some(f) = &self.on_change {
             f(&server);
@@ -212,6 +237,21 @@ impl Reloader {
         crate::report!("tws: reloaded {shown}: {routes} routes");
         true
     }
+}
+
+/// Waits until what `read` sees holds still (an editor or certbot may still be writing),
+/// checking a few times over at most 300 ms; returns what it saw last.
+fn settle<T: PartialEq>(first: T, read: impl Fn() -> T) -> T {
+    let mut settled = first;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(30));
+        let again = read();
+        if again == settled {
+            break;
+        }
+        settled = again;
+    }
+    settled
 }
 
 /// The `[server]` keys whose change only a restart can apply.
@@ -234,6 +274,12 @@ fn restart_only_changes(old: &config::Server, new: &config::Server) -> Vec<&'sta
     }
     if old.access_log != new.access_log {
         changed.push("access_log");
+    }
+    if old.tls != new.tls {
+        changed.push("tls");
+    }
+    if old.redirect_http != new.redirect_http {
+        changed.push("tls redirect_http");
     }
     changed
 }

@@ -11,10 +11,29 @@ fn server(name: &str) -> Server {
     Server::bundled(&scratch(name))
 }
 
+/// The same server over HTTPS, with a certificate made for the test.
+fn tls_server(name: &str) -> Server {
+    let dir = scratch(name);
+    let cert = common::tls::test_cert(&dir, "site", &[]);
+    let data = dir.join("data");
+    Server::start_tls(
+        &["--config", "routes.toml", "--data", data.to_str().unwrap()],
+        &cert,
+    )
+}
+
 /// RFC 9112 framing and syntax: each case's status, and whether the connection then closes.
 #[test]
 fn framing_and_syntax_table() {
-    let server = server("proto-status");
+    framing_table(&server("proto-status"));
+}
+
+#[test]
+fn framing_and_syntax_table_over_tls() {
+    framing_table(&tls_server("proto-status-tls"));
+}
+
+fn framing_table(server: &Server) {
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
     let big_head = format!(
         "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
@@ -68,7 +87,7 @@ fn framing_and_syntax_table() {
         ("GET /style.css HTTP/1.0\r\n\r\n".into(), 200, true),
     ];
     for (request, status, closes) in cases {
-        let mut stream = server.connect();
+        let mut stream = server.stream();
         stream.write_all(request.as_bytes()).unwrap();
         let reply = read_one(&mut stream, false);
         let shown = &request[..request.len().min(60)];
@@ -101,10 +120,18 @@ fn framing_and_syntax_table() {
 
 #[test]
 fn framing_errors_close_the_connection() {
-    let server = server("proto-close");
+    smuggling_is_refused(&server("proto-close"));
+}
+
+#[test]
+fn framing_errors_close_the_connection_over_tls() {
+    smuggling_is_refused(&tls_server("proto-close-tls"));
+}
+
+fn smuggling_is_refused(server: &Server) {
     // A smuggling attempt: the second request must never be answered.
     let smuggle = b"POST /createUser HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /users HTTP/1.1\r\nHost: t\r\n\r\n";
-    let mut stream = server.connect();
+    let mut stream = server.stream();
     stream.write_all(smuggle).unwrap();
     let replies = parse_replies(&read_to_close(&mut stream), &[]);
     assert_eq!(replies.len(), 1);
@@ -114,7 +141,15 @@ fn framing_errors_close_the_connection() {
 
 #[test]
 fn traversal_attempts_never_leave_the_root() {
-    let server = server("proto-traversal");
+    traversal_table(&server("proto-traversal"));
+}
+
+#[test]
+fn traversal_attempts_never_leave_the_root_over_tls() {
+    traversal_table(&tls_server("proto-traversal-tls"));
+}
+
+fn traversal_table(server: &Server) {
     let targets = [
         "/../routes.toml",
         "/files/../../routes.toml",
@@ -131,7 +166,7 @@ fn traversal_attempts_never_leave_the_root() {
         "/files/%252e%252e/routes.toml",
     ];
     for target in targets {
-        let reply = get(&server, target);
+        let reply = get(server, target);
         assert!(
             matches!(reply.status, 400 | 404),
             "{target}: {}",

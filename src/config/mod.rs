@@ -17,7 +17,7 @@ use routes::{RawRoute, canonical_dir, content_types, error_pages, validate_route
 use server::{RawServer, server_settings};
 
 pub use routes::{DEFAULT_INDEX, MAX_ERROR_PAGE_BYTES};
-pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, Timeouts};
+pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, Timeouts, TlsSettings};
 
 /// A validated configuration: server settings and a route table.
 #[derive(Debug, Clone)]
@@ -42,6 +42,10 @@ pub struct Overrides {
     pub data: Option<PathBuf>,
     /// `--access-log`: a file, or `-` for stdout.
     pub access_log: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
+    pub redirect_http: Option<u16>,
 }
 
 #[derive(Deserialize, Default)]

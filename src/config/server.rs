@@ -46,6 +46,19 @@ pub struct Server {
     pub max_listing_entries: usize,
     /// Most request-body bytes held in memory across all connections.
     pub max_body_memory: usize,
+    /// HTTPS on the main listener.
+    pub tls: Option<TlsSettings>,
+    /// A plain-HTTP listener on this port redirecting to HTTPS.
+    pub redirect_http: Option<u16>,
+}
+
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSettings {
+    /// A PEM certificate chain and private key.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Made at startup, for local development.
+    SelfSigned,
 }
 
 /// Default body budget: 64 MiB, room for 64 bodies of the default largest size at once.
@@ -95,6 +108,7 @@ pub(super) struct RawServer {
     fsync: Option<Spanned<String>>,
     access_log: Option<PathBuf>,
     max_listing_entries: Option<Spanned<usize>>,
+    tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -111,6 +125,16 @@ struct RawLimits {
     max_body_memory: Option<Spanned<u64>>,
     max_connections: Option<Spanned<usize>>,
     min_send_rate: Option<Spanned<u64>>,
+}
+
+/// `[server.tls]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    self_signed: Option<bool>,
+    redirect_http: Option<u16>,
 }
 
 /// `[server.timeouts]`, in seconds (fractions allowed).
@@ -224,13 +248,21 @@ pub(super) fn server_settings(
         linger: d.linger,
         shutdown_grace: seconds(t.shutdown_grace, d.shutdown_grace, at, "shutdown_grace")?,
     };
+    let (tls, redirect_http) = tls_settings(raw.tls, base, cli, at)?;
+    let port = cli.port.or(raw.port).unwrap_or(DEFAULT_PORT);
+    if redirect_http.is_some_and(|r| r == port && port != 0) {
+        return Err(anyhow::anyhow!(
+            "{}: redirect_http ({port}) must differ from the TLS port",
+            at.file.display()
+        ));
+    }
     Ok(Server {
         host: cli
             .host
             .clone()
             .or(raw.host)
             .unwrap_or_else(|| DEFAULT_HOST.to_owned()),
-        port: cli.port.or(raw.port).unwrap_or(DEFAULT_PORT),
+        port,
         root: cli
             .root
             .clone()
@@ -253,7 +285,44 @@ pub(super) fn server_settings(
         .filter(|path| path != Path::new(STDOUT)),
         max_listing_entries,
         max_body_memory: usize::try_from(max_body_memory).unwrap_or(usize::MAX),
+        tls,
+        redirect_http,
     })
+}
+
+/// `[server.tls]` with the command line over it: a certificate and key (both), or a
+/// self-signed certificate; a redirect port only with TLS.
+fn tls_settings(
+    raw: Option<Spanned<RawTls>>,
+    base: &Path,
+    cli: &Overrides,
+    at: &Locator<'_>,
+) -> Result<(Option<TlsSettings>, Option<u16>)> {
+    let span = raw.as_ref().map_or(0..0, |r| r.span());
+    let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+    let fail = |why: &str| at.key_error(span.clone(), format!("[server.tls] {why}"));
+    let cert = cli.tls_cert.clone().or(raw.cert.map(|p| base.join(p)));
+    let key = cli.tls_key.clone().or(raw.key.map(|p| base.join(p)));
+    let self_signed = cli.tls_self_signed || raw.self_signed.unwrap_or(false);
+    let tls = match (cert, key, self_signed) {
+        (None, None, false) => None,
+        (None, None, true) => Some(TlsSettings::SelfSigned),
+        (Some(_), _, true) | (_, Some(_), true) => {
+            return Err(fail(
+                "self_signed cannot be combined with cert and key: choose one",
+            ));
+        }
+        (Some(cert), Some(key), false) => Some(TlsSettings::Files { cert, key }),
+        (Some(_), None, false) => return Err(fail("cert needs a key (--tls-key)")),
+        (None, Some(_), false) => return Err(fail("key needs a cert (--tls-cert)")),
+    };
+    let redirect_http = cli.redirect_http.or(raw.redirect_http);
+    if redirect_http.is_some() && tls.is_none() {
+        return Err(fail(
+            "redirect_http needs TLS: give cert and key, or self_signed = true",
+        ));
+    }
+    Ok((tls, redirect_http))
 }
 
 /// A number within `range`, or the key's line and the allowed range.

@@ -178,6 +178,22 @@ fn each_mistake_names_file_line_and_key() {
             "routes.toml:2: [server.limits] max_body_memory must be between 1048576 and",
         ),
         (
+            "[server.tls]\ncert = \"a.pem\"\n".into(),
+            "routes.toml:1: [server.tls] cert needs a key (--tls-key)",
+        ),
+        (
+            "[server.tls]\nself_signed = true\ncert = \"a.pem\"\nkey = \"a.key\"\n".into(),
+            "[server.tls] self_signed cannot be combined with cert and key",
+        ),
+        (
+            "[server.tls]\nredirect_http = 8081\n".into(),
+            "[server.tls] redirect_http needs TLS",
+        ),
+        (
+            "[server.tls]\ncrt = \"a.pem\"\n".into(),
+            "routes.toml:2:1: unknown field `crt`",
+        ),
+        (
             "[server]\nmax_listing_entries = 0\n".into(),
             "routes.toml:2: [server] max_listing_entries must be between 1 and 1000000",
         ),

@@ -4,6 +4,7 @@
 pub mod dir;
 pub mod file;
 pub mod listing;
+pub mod redirect;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -41,8 +41,16 @@ impl AccessLog {
         }
     }
 
-    /// Records one response. `req` is `None` when the head could not be parsed.
-    pub fn record(&mut self, peer: SocketAddr, req: Option<&Request>, status: u16, bytes: u64) {
+    /// Records one response. `req` is `None` when the head could not be parsed; `tls` names
+    /// the TLS version the connection negotiated.
+    pub fn record(
+        &mut self,
+        peer: SocketAddr,
+        req: Option<&Request>,
+        status: u16,
+        bytes: u64,
+        tls: Option<&'static str>,
+    ) {
         if self.sink.is_none() {
             return;
         }
@@ -61,6 +69,7 @@ impl AccessLog {
             req,
             status,
             bytes,
+            tls,
         };
         match self.format {
             LogFormat::Json => json_line(&mut self.batch, &self.clock_text, &entry),
@@ -92,6 +101,8 @@ pub struct Entry<'a> {
     pub req: Option<&'a Request>,
     pub status: u16,
     pub bytes: u64,
+    /// The TLS version, on an HTTPS connection.
+    pub tls: Option<&'static str>,
 }
 
 /// `host - - [time] "request line" status bytes "referer" "user agent"`
@@ -129,6 +140,7 @@ pub fn json_line(out: &mut Vec<u8>, time: &str, e: &Entry<'_>) {
         bytes: u64,
         referer: Option<std::borrow::Cow<'a, str>>,
         user_agent: Option<std::borrow::Cow<'a, str>>,
+        tls: Option<&'a str>,
     }
     let text = |name| {
         e.req
@@ -145,6 +157,7 @@ pub fn json_line(out: &mut Vec<u8>, time: &str, e: &Entry<'_>) {
         bytes: e.bytes,
         referer: text("referer"),
         user_agent: text("user-agent"),
+        tls: e.tls,
     };
     if serde_json::to_writer(&mut *out, &line).is_ok() {
         out.push(b'\n');
@@ -188,6 +201,7 @@ mod tests {
             req,
             status,
             bytes,
+            tls: None,
         };
         let text = |f: fn(&mut Vec<u8>, &str, &Entry<'_>), clock, e: Entry<'_>| {
             let mut out = Vec::new();

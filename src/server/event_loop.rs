@@ -4,34 +4,31 @@
 //! An idle or slow client costs a slab entry, never a worker.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::Control;
+use super::accept::{Listening, listener_index, listener_token};
 use super::cache::FileCache;
 use super::conn::{Conn, State};
 use super::pool::Pool;
 use crate::config::Timeouts;
 use crate::handlers::App;
 use crate::http::date::DateCache;
-use crate::http::response::{ErrorFormat, HeadContext, Response, write_head};
-use crate::http::{HttpError, Limits, Version};
+use crate::http::response::ErrorFormat;
+use crate::http::{HttpError, Limits};
 use crate::log::AccessLog;
 use crate::reload::Live;
 
-pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// How often deadlines are checked and idle buffers released.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Bytes asked of the kernel per read.
 const READ_SCRATCH_BYTES: usize = 16 * 1024;
-/// Most connections accepted per turn of the loop.
-const ACCEPTS_PER_TURN: usize = 128;
 /// How soon to retry accepting after the process ran out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// After a turn that had events, how long to keep polling without sleeping before blocking.
@@ -43,8 +40,8 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 
 pub struct EventLoop {
     pub(super) poll: Poll,
-    /// `None` once stopping: no more connections are accepted.
-    listener: Option<TcpListener>,
+    /// The sockets this loop accepts from; emptied when stopping.
+    pub(super) listeners: Vec<Listening>,
     pub(super) pool: Pool,
     /// The routes and settings in force, and the generation they belong to.
     live: Arc<Live>,
@@ -71,11 +68,11 @@ pub struct EventLoop {
     pub(super) scratch: Vec<u8>,
     /// The time, read once per turn of the loop.
     pub(super) now: Instant,
-    next_id: u64,
+    pub(super) next_id: u64,
     last_sweep: Instant,
-    accept_paused: bool,
-    /// The last turn stopped accepting before the queue was empty.
-    accept_more: bool,
+    pub(super) accept_paused: bool,
+    /// The last turn stopped accepting before a queue was empty.
+    pub(super) accept_more: bool,
     /// Set when stopping: connections still open then are closed.
     stop_deadline: Option<Instant>,
 }
@@ -83,7 +80,7 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn new(
         poll: Poll,
-        listener: TcpListener,
+        listeners: Vec<Listening>,
         pool: Pool,
         live: Arc<Live>,
         control: Arc<Control>,
@@ -94,7 +91,7 @@ impl EventLoop {
         let settings = &snapshot.server;
         EventLoop {
             poll,
-            listener: Some(listener),
+            listeners,
             pool,
             generation: live.generation(),
             live: Arc::clone(&live),
@@ -123,10 +120,12 @@ impl EventLoop {
 
     /// Serves until the server stops and every connection is finished (or the grace is over).
     pub fn run(mut self) -> io::Result<()> {
-        if let Some(listener) = &mut self.listener {
-            self.poll
-                .registry()
-                .register(listener, LISTENER, Interest::READABLE)?;
+        for (i, listening) in self.listeners.iter_mut().enumerate() {
+            self.poll.registry().register(
+                &mut listening.listener,
+                listener_token(i),
+                Interest::READABLE,
+            )?;
         }
         let mut events = Events::with_capacity(1024);
         let mut active = false;
@@ -144,8 +143,8 @@ impl EventLoop {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
                     WAKER => {}
+                    token if listener_index(token).is_some() => self.accept_all(),
                     Token(key) => {
                         if let Some(conn) = self.conns.get_mut(key) {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -160,7 +159,7 @@ impl EventLoop {
                 }
             }
             if self.accept_more || self.accept_paused {
-                self.accept();
+                self.accept_all();
             }
             for _ in 0..self.ready.len() {
                 if let Some(key) = self.ready.pop_front() {
@@ -236,89 +235,19 @@ impl EventLoop {
         }
     }
 
-    fn accept(&mut self) {
-        self.accept_paused = false;
-        self.accept_more = false;
-        for _ in 0..ACCEPTS_PER_TURN {
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            match listener.accept() {
-                Ok((mut sock, peer)) => {
-                    if !self.control.admit() {
-                        self.refuse(sock, peer);
-                        continue;
-                    }
-                    let _ = sock.set_nodelay(true);
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if self
-                        .poll
-                        .registry()
-                        .register(&mut sock, Token(key), interest)
-                        .is_err()
-                    {
-                        self.control.release();
-                        continue;
-                    }
-                    // A new connection has the header timeout to send its first request.
-                    let deadline = self.now + self.timeouts.header;
-                    entry.insert(Conn::new(self.next_id, sock, peer, deadline, self.now));
-                    self.next_id += 1;
-                    // The request usually arrives with the handshake: read it now rather than
-                    // after another trip through epoll.
-                    self.drive(key);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                Err(e) => {
-                    // Out of descriptors or memory: try again shortly rather than spin.
-                    crate::report!("tws: warning: cannot accept a connection: {e}");
-                    self.accept_paused = true;
-                    return;
-                }
-            }
-        }
-        // A flood of new connections must not starve the open ones: accept the rest next turn.
-        self.accept_more = true;
-    }
-
-    /// Past the connection cap: a best-effort 503 and an immediate close, costing no state.
-    fn refuse(&mut self, mut sock: mio::net::TcpStream, peer: std::net::SocketAddr) {
-        let err = HttpError::ServiceUnavailable("too many connections; try again shortly");
-        let response = Response::error(err, ErrorFormat::Text);
-        let ctx = HeadContext {
-            date: self.date.now(),
-            keep_alive: false,
-            request_version: Version::Http11,
-        };
-        let mut bytes = Vec::with_capacity(256);
-        write_head(&mut bytes, &response, &ctx);
-        let len = response.body.len();
-        if let crate::http::Body::Bytes(body) = response.body {
-            bytes.extend_from_slice(&body);
-        }
-        let _ = sock.write(&bytes);
-        self.log.record(peer, None, 503, len);
-    }
-
     /// Removes a connection; closing its socket takes it out of epoll.
     pub(super) fn close(&mut self, key: usize) {
         self.release_body(key);
-        if self.conns.try_remove(key).is_some() {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            conn.finish();
             self.control.release();
         }
     }
 
     /// Stops accepting, closes idle connections; the rest close after their response.
     fn begin_stop(&mut self) {
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for mut listening in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut listening.listener);
         }
         let idle: Vec<usize> = self
             .conns

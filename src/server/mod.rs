@@ -2,13 +2,16 @@
 //! connections it accepts, the worker pool the loops share for blocking work, and the signals
 //! that stop it all gracefully.
 
+mod accept;
 mod budget;
 mod cache;
 mod conn;
 mod event_loop;
+mod output;
 mod pool;
 mod steps;
 mod tcp;
+mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -26,6 +29,8 @@ use crate::config;
 use crate::log::AccessLog;
 use crate::log::sink::Sink;
 use crate::reload::{Live, Reloader};
+use accept::Listening;
+use conn::Role;
 use event_loop::{EventLoop, WAKER};
 use pool::Pool;
 
@@ -70,10 +75,12 @@ impl Control {
 
 /// A bound, not yet running server.
 pub struct Server {
-    /// One handle on the listening socket per event loop; whichever loop wakes first accepts.
-    /// (The port stays exclusive: no SO_REUSEPORT, so a second server on it fails to start.)
-    listeners: Vec<TcpListener>,
+    /// Per event loop, one handle on each listening socket; whichever loop wakes first
+    /// accepts. (Ports stay exclusive: no SO_REUSEPORT, so a second server fails to start.)
+    listeners: Vec<Vec<Listening>>,
     addr: SocketAddr,
+    /// The plain listener that redirects to HTTPS, if any.
+    redirect_addr: Option<SocketAddr>,
     /// True when the listener came from systemd (socket activation).
     activated: bool,
     live: Arc<Live>,
@@ -97,24 +104,51 @@ impl Server {
         live: Arc<Live>,
         log_format: LogFormat,
         access_sink: Option<Sink>,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Server> {
         let settings = live.snapshot().server.clone();
         let (socket, activated) = match activated_listener()? {
             Some(socket) => (socket, true),
-            None => (bind_configured(&settings)?, false),
+            None => (bind_configured(&settings.host, settings.port)?, false),
         };
         let addr = socket
             .local_addr()
             .context("cannot read the listening address")?;
+        let redirect = match settings.redirect_http {
+            Some(port) => Some(bind_configured(&settings.host, port)?),
+            None => None,
+        };
+        let redirect_addr = match &redirect {
+            Some(socket) => Some(
+                socket
+                    .local_addr()
+                    .context("cannot read the listening address")?,
+            ),
+            None => None,
+        };
         let loops = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut listeners = Vec::with_capacity(loops);
-        for _ in 1..loops {
-            let handle = socket
-                .try_clone()
-                .context("cannot share the listening socket")?;
-            listeners.push(TcpListener::from_std(handle));
+        for _ in 0..loops {
+            let share = |socket: &std::net::TcpListener| {
+                socket
+                    .try_clone()
+                    .map(TcpListener::from_std)
+                    .context("cannot share the listening socket")
+            };
+            let mut mine = vec![Listening {
+                listener: share(&socket)?,
+                tls: tls.clone(),
+                role: Role::Site,
+            }];
+            if let Some(redirect) = &redirect {
+                mine.push(Listening {
+                    listener: share(redirect)?,
+                    tls: None,
+                    role: Role::RedirectToHttps(addr.port()),
+                });
+            }
+            listeners.push(mine);
         }
-        listeners.push(TcpListener::from_std(socket));
         let fd_limit = raise_fd_limit();
         let capacity = fd_limit
             .saturating_sub(RESERVED_FDS + loops * cache::MAX_OPEN_FILES)
@@ -134,6 +168,7 @@ impl Server {
         Ok(Server {
             listeners,
             addr,
+            redirect_addr,
             activated,
             live,
             settings,
@@ -158,6 +193,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the plain listener that redirects to HTTPS.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect_addr
     }
 
     /// Most connections served at once: the configured cap, or what the descriptor limit allows.
@@ -227,7 +267,9 @@ impl Server {
                             Some(trigger) => {
                                 let _ = trigger.send(());
                             }
-                            None => crate::report!("tws: SIGHUP: no routes file to reload"),
+                            None => crate::report!(
+                                "tws: SIGHUP: nothing to reload (no routes file, no certificate files)"
+                            ),
                         }
                         continue;
                     }
@@ -267,11 +309,11 @@ impl Server {
     }
 }
 
-/// Binds the configured host and port.
-fn bind_configured(settings: &config::Server) -> Result<std::net::TcpListener> {
-    let host = settings.host.trim_start_matches('[').trim_end_matches(']');
-    let shown = format!("{}:{}", settings.host, settings.port);
-    let addr = (host, settings.port)
+/// Binds the configured host and a port.
+fn bind_configured(host: &str, port: u16) -> Result<std::net::TcpListener> {
+    let shown = format!("{host}:{port}");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| {
             anyhow!(

@@ -2,14 +2,14 @@
 //! body, answer from the file cache or hand the request to a worker, write the response, then
 //! wait for the next request, close, or drain before closing.
 
-use std::net::Shutdown;
 use std::sync::Arc;
 
 use super::cache::Lookup;
-use super::conn::{Flushed, PendingBody, ReadOutcome, State};
+use super::conn::{PendingBody, ReadOutcome, Role, State};
 use super::event_loop::EventLoop;
+use super::output::Flushed;
 use super::pool::{Done, Ticket};
-use crate::handlers::{App, Cacheable, Dispatch, Reply, Routed};
+use crate::handlers::{App, Cacheable, Dispatch, Reply, Routed, redirect};
 use crate::http::body::BodyDecoder;
 use crate::http::request::{Framing, Parse, parse_head};
 use crate::http::response::{CONTINUE, ErrorFormat, HeadContext, Response, write_head};
@@ -68,6 +68,15 @@ impl EventLoop {
         match conn.read_some(cap, &mut self.scratch) {
             Ok(ReadOutcome::Data) => Next::Again,
             Ok(ReadOutcome::WouldBlock) => Next::Wait,
+            Ok(ReadOutcome::NotTls) => {
+                // Say so in plain text, then close: no request on this connection is served.
+                conn.drop_tls();
+                conn.input.clear();
+                let err = HttpError::BadRequest("this port speaks HTTPS; use an https:// URL");
+                let response = self.app.error(err, ErrorFormat::Text);
+                self.respond(key, None, response, false);
+                Next::Again
+            }
             Ok(ReadOutcome::Eof) | Err(_) => Next::Close,
         }
     }
@@ -100,7 +109,11 @@ impl EventLoop {
     }
 
     fn on_head(&mut self, key: usize, req: Request) -> Next {
-        let routed = match self.app.route(&req) {
+        let dispatch = match self.conns[key].role {
+            Role::Site => self.app.route(&req),
+            Role::RedirectToHttps(port) => Dispatch::Answer(redirect::to_https(&req, port)),
+        };
+        let routed = match dispatch {
             Dispatch::Answer(response) => {
                 // An unread body would be taken for the next request: close instead.
                 let keep_alive = req.keep_alive && req.framing == Framing::None;
@@ -121,7 +134,7 @@ impl EventLoop {
         }
         let conn = &mut self.conns[key];
         if req.expect_continue {
-            conn.output.extend_from_slice(CONTINUE);
+            conn.out.buf.extend_from_slice(CONTINUE);
         }
         conn.state = State::Body(Box::new(PendingBody {
             req,
@@ -308,7 +321,7 @@ impl EventLoop {
             Ok(Flushed::All) => {
                 // Lingering close: stop writing, but keep reading for a moment so that unread
                 // request bytes do not turn our close into a reset that destroys the response.
-                let _ = conn.sock.shutdown(Shutdown::Write);
+                conn.shutdown_write();
                 conn.state = State::Draining;
                 conn.deadline = self.now + self.timeouts.linger;
                 Next::Again
@@ -326,7 +339,7 @@ impl EventLoop {
             match conn.read_some(BODY_READ_CAP, &mut self.scratch) {
                 Ok(ReadOutcome::Data) => {}
                 Ok(ReadOutcome::WouldBlock) => return Next::Wait,
-                Ok(ReadOutcome::Eof) | Err(_) => return Next::Close,
+                Ok(ReadOutcome::Eof | ReadOutcome::NotTls) | Err(_) => return Next::Close,
             }
         }
         Next::Wait
@@ -349,9 +362,10 @@ impl EventLoop {
             keep_alive,
             request_version: req.map_or(Version::Http11, |r| r.version),
         };
-        write_head(&mut conn.output, &response, &ctx);
+        write_head(&mut conn.out.buf, &response, &ctx);
         let sent = if head_only { 0 } else { response.body.len() };
-        self.log.record(conn.peer, req, response.status, sent);
+        self.log
+            .record(conn.peer, req, response.status, sent, conn.tls_version());
         if !head_only {
             conn.queue_body(response.body);
         }

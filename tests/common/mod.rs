@@ -2,6 +2,8 @@
 //! its log, and speaks raw HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ pub fn tws() -> Command {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// For a server speaking HTTPS: the client configuration that trusts it.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Lines written to stdout (the banner and the access log) and to stderr.
     pub log: Arc<Mutex<Vec<String>>>,
     pub errors: Arc<Mutex<Vec<String>>>,
@@ -61,6 +65,7 @@ impl Server {
         Server {
             child,
             addr,
+            tls: None,
             log,
             errors,
         }
@@ -76,8 +81,33 @@ impl Server {
         Server::start(&["--config", "routes.toml", "--data", data.to_str().unwrap()])
     }
 
+    /// Starts tws with `args` plus `--port 0` and the certificate, speaking HTTPS; the
+    /// harness's client trusts that certificate alone.
+    pub fn start_tls(args: &[&str], cert: &tls::TestCert) -> Server {
+        let mut all = args.to_vec();
+        all.extend(["--tls-cert", cert.cert.to_str().unwrap()]);
+        all.extend(["--tls-key", cert.key.to_str().unwrap()]);
+        let mut server = Server::start(&all);
+        server.tls = Some(tls::client(
+            &[&cert.der],
+            rustls::DEFAULT_VERSIONS,
+            &[b"http/1.1"],
+        ));
+        server
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// A connection speaking the server's protocol (TLS when it serves HTTPS).
+    pub fn stream(&self) -> tls::Stream {
+        let tcp = self.connect();
+        match &self.tls {
+            None => tls::Stream::Plain(tcp),
+            Some(config) => tls::Stream::tls(tcp, Arc::clone(config)).expect("TLS handshake"),
+        }
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -89,7 +119,7 @@ impl Server {
 
     /// Sends raw bytes on a new connection and reads every response until the server closes.
     pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
-        let mut stream = self.connect();
+        let mut stream = self.stream();
         stream.write_all(bytes).unwrap();
         read_to_close(&mut stream)
     }
@@ -142,7 +172,7 @@ pub fn wait_line(lines: &Mutex<Vec<String>>, text: &str) -> String {
 }
 
 /// Collects a pipe's lines for the server's whole life, so writing never blocks it; the first
-/// `http://HOST:PORT/` seen goes to `url`.
+/// `http://HOST:PORT/` (or `https://`) seen goes to `url`.
 pub fn drain(
     pipe: impl Read + Send + 'static,
     url: Option<Sender<String>>,
@@ -151,8 +181,11 @@ pub fn drain(
     let sink = Arc::clone(&lines);
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let (Some(tx), Some(at)) = (&url, line.find("http://")) {
-                let rest = &line[at + 7..];
+            let scheme = ["https://", "http://"]
+                .iter()
+                .find_map(|s| line.find(s).map(|at| at + s.len()));
+            if let (Some(tx), Some(at)) = (&url, scheme) {
+                let rest = &line[at..];
                 let _ = tx.send(rest[..rest.find('/').unwrap_or(rest.len())].to_owned());
             }
             sink.lock().unwrap().push(line);
@@ -172,7 +205,7 @@ fn wait_for_url(rx: &Receiver<String>, child: &mut Child) -> SocketAddr {
 }
 
 /// Reads until EOF (the server closed) or the read timeout fails the test.
-pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+pub fn read_to_close(stream: &mut impl Read) -> Vec<u8> {
     let mut out = Vec::new();
     match stream.read_to_end(&mut out) {
         Ok(_) => out,
@@ -274,13 +307,13 @@ pub fn parse_replies(mut bytes: &[u8], heads: &[bool]) -> Vec<Reply> {
 
 /// Sends raw bytes on a new connection and reads one response (framed by Content-Length).
 pub fn one(server: &Server, bytes: &[u8]) -> Reply {
-    let mut stream = server.connect();
+    let mut stream = server.stream();
     stream.write_all(bytes).unwrap();
     read_one(&mut stream, bytes.starts_with(b"HEAD "))
 }
 
 /// Reads one response from a connection that may stay open.
-pub fn read_one(stream: &mut TcpStream, head: bool) -> Reply {
+pub fn read_one(stream: &mut impl Read, head: bool) -> Reply {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {

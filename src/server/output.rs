@@ -1,0 +1,254 @@
+//! What a connection still has to send, in order: serialised bytes (heads, small bodies),
+//! bytes shared with a cache (sent from where they are, never copied), and file ranges
+//! (sendfile on a plain connection, read and encrypted on TLS). `Output::send` writes as
+//! much as the wire takes this turn, gathering memory pieces into one call.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+
+use super::wire::Wire;
+use crate::http::Body;
+use crate::http::response::Content;
+
+/// Buffers larger than this are given back once emptied rather than kept for the next request.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
+/// Most file bytes sent to one connection per turn of the loop, so that one fast reader of a
+/// large file cannot starve the others.
+const SEND_BUDGET: u64 = 1 << 20;
+/// Shared bytes up to this size are copied after the head; larger ones are sent from where
+/// they are shared (a listing page, a cached file), so no connection holds a copy.
+const COPY_SHARED_BYTES: u64 = 16 * 1024;
+/// Most pieces gathered into one send.
+pub const MAX_PIECES: usize = 8;
+
+/// How far a send got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued was sent.
+    All,
+    /// The socket is full: wait for it to become writable.
+    Blocked,
+    /// The turn's budget is spent but the socket would take more: come back next turn.
+    Yielded,
+}
+
+/// Part of a response still to be sent after `buf`.
+enum Segment {
+    Bytes {
+        data: Vec<u8>,
+        pos: usize,
+    },
+    /// Bytes shared with a cache and other connections; advanced as they are sent.
+    Shared(Bytes),
+    File {
+        file: Arc<File>,
+        offset: u64,
+        remaining: u64,
+    },
+}
+
+#[derive(Default)]
+pub struct Output {
+    /// Serialised bytes not yet written, from `pos`.
+    pub buf: Vec<u8>,
+    pos: usize,
+    /// What follows `buf`.
+    queue: VecDeque<Segment>,
+}
+
+impl Output {
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len() && self.queue.is_empty()
+    }
+
+    /// Gives back the buffer of an idle connection.
+    pub fn release(&mut self) {
+        if self.is_empty() {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+    }
+
+    /// Queues a response body to follow the bytes already in `buf`.
+    pub fn queue_body(&mut self, body: Body) {
+        match body {
+            Body::Empty => {}
+            Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
+            Body::Static(bytes) => self.buf.extend_from_slice(bytes),
+            Body::Content {
+                content,
+                offset,
+                len,
+            } => self.queue_content(content, offset, len),
+            Body::Multipart {
+                content,
+                parts,
+                tail,
+            } => {
+                for part in parts {
+                    self.queue.push_back(Segment::Bytes {
+                        data: part.head,
+                        pos: 0,
+                    });
+                    self.queue_content(content.clone(), part.offset, part.len);
+                }
+                self.queue.push_back(Segment::Bytes { data: tail, pos: 0 });
+            }
+        }
+    }
+
+    /// Queues a range of content: small shared bytes are copied (while nothing else is
+    /// queued), larger ones are referred to, files are streamed.
+    fn queue_content(&mut self, content: Content, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        match content {
+            Content::File(file) => self.queue.push_back(Segment::File {
+                file,
+                offset,
+                remaining: len,
+            }),
+            Content::Memory(bytes) if len <= COPY_SHARED_BYTES && self.queue.is_empty() => {
+                self.buf
+                    .extend_from_slice(&bytes[offset as usize..(offset + len) as usize]);
+            }
+            Content::Memory(bytes) => self.queue.push_back(Segment::Shared(
+                bytes.slice(offset as usize..(offset + len) as usize),
+            )),
+        }
+    }
+
+    /// Sends what the wire takes this turn; `written` counts the bytes that left.
+    pub fn send(&mut self, wire: &mut Wire<'_>, written: &mut u64) -> io::Result<Flushed> {
+        let mut budget = SEND_BUDGET;
+        loop {
+            if !self.send_memory(wire, written)? {
+                return Ok(Flushed::Blocked);
+            }
+            let Some(Segment::File {
+                file,
+                offset,
+                remaining,
+            }) = self.queue.front_mut()
+            else {
+                break;
+            };
+            loop {
+                if budget == 0 {
+                    return Ok(Flushed::Yielded);
+                }
+                match wire.send_file(file, *offset, (*remaining).min(budget)) {
+                    // The file shrank under us: the promised length can no longer be met.
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => {
+                        *offset += n as u64;
+                        *remaining -= n as u64;
+                        budget -= n as u64;
+                        *written += n as u64;
+                        if *remaining == 0 {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(Flushed::Blocked);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.queue.pop_front();
+        }
+        // What the wire holds itself (TLS records) must leave too.
+        Ok(if wire.flush()? {
+            Flushed::All
+        } else {
+            Flushed::Blocked
+        })
+    }
+
+    /// Sends `buf` and the memory segments at the front of the queue, gathered; true once
+    /// they are all out (a file segment, if any, is next), false when the wire is full.
+    fn send_memory(&mut self, wire: &mut Wire<'_>, written: &mut u64) -> io::Result<bool> {
+        loop {
+            let mut pieces: [&[u8]; MAX_PIECES] = [&[]; MAX_PIECES];
+            let mut count = 0;
+            if self.pos < self.buf.len() {
+                pieces[0] = &self.buf[self.pos..];
+                count = 1;
+            }
+            for segment in &self.queue {
+                if count == MAX_PIECES {
+                    break;
+                }
+                pieces[count] = match segment {
+                    Segment::Bytes { data, pos } => &data[*pos..],
+                    Segment::Shared(bytes) => bytes,
+                    Segment::File { .. } => break,
+                };
+                count += 1;
+            }
+            if count == 0 {
+                self.reset_buf();
+                return Ok(true);
+            }
+            // When more follows (a file, or pieces past this send), let the kernel hold the
+            // tail back to fill whole segments (MSG_MORE).
+            let more = self.queue.len() + usize::from(self.pos < self.buf.len()) > count;
+            let mut n = match wire.send(&pieces[..count], more) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            *written += n as u64;
+            let left = self.buf.len() - self.pos;
+            if left > 0 {
+                let step = n.min(left);
+                self.pos += step;
+                n -= step;
+                if self.pos == self.buf.len() {
+                    self.reset_buf();
+                }
+            }
+            while n > 0 {
+                let Some(front) = self.queue.front_mut() else {
+                    break;
+                };
+                let left = match front {
+                    Segment::Bytes { data, pos } => {
+                        let step = n.min(data.len() - *pos);
+                        *pos += step;
+                        n -= step;
+                        data.len() - *pos
+                    }
+                    Segment::Shared(bytes) => {
+                        let step = n.min(bytes.len());
+                        bytes.advance(step);
+                        n -= step;
+                        bytes.len()
+                    }
+                    Segment::File { .. } => break,
+                };
+                if left == 0 {
+                    self.queue.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Empties `buf` once sent; a large answer's buffer is not kept for small ones.
+    fn reset_buf(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+        if self.buf.capacity() > KEEP_BUFFER_BYTES {
+            self.buf = Vec::new();
+        }
+    }
+}
