@@ -5,7 +5,9 @@
 //! sender's CPU, so megabytes queued per connection there cost that CPU pacing timers and
 //! wake-ups per byte. So before a connection first streams a file, its round-trip time is read
 //! once; when the peer is near, its send buffer is fixed at `NEAR_SEND_BUFFER` (the kernel
-//! doubles the value), which still covers 4 Gbit/s at 1 ms. Far peers keep autotuning.
+//! doubles the value), which still covers 4 Gbit/s at 1 ms. Far peers keep autotuning. The
+//! same holds for files over TLS (10 MiB over HTTPS: 1.65-2.8 GB/s, bimodal, before; 2.4-2.8
+//! after).
 
 use std::os::fd::AsRawFd;
 

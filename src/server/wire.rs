@@ -134,16 +134,16 @@ impl Wire<'_> {
         Ok(taken)
     }
 
-    /// Sends up to `count` bytes of `file` from `offset`: sendfile on a plain wire (whose
-    /// send buffer is first sized for the path, see `tcp`); on TLS, read and encrypted a
-    /// record at a time.
+    /// Sends up to `count` bytes of `file` from `offset` (the socket's send buffer first sized
+    /// for the path, see `tcp`): sendfile on a plain wire; on TLS, read and encrypted a record
+    /// at a time.
     pub fn send_file(&mut self, file: &File, offset: u64, count: u64) -> io::Result<usize> {
         let sock = self.sock;
+        if !*self.sized {
+            *self.sized = true;
+            super::tcp::size_send_buffer(sock);
+        }
         let Some(tls) = self.tls.as_deref_mut() else {
-            if !*self.sized {
-                *self.sized = true;
-                super::tcp::size_send_buffer(sock);
-            }
             return sendfile(sock, file, offset, count);
         };
         // Records are encrypted until rustls's buffer is full, then written out together:
