@@ -433,6 +433,54 @@ def scenario_bodies(base, rows, attackers=300):
         server.stop()
 
 
+def scenario_compressed_download(base, rows, size):
+    """A `size`-byte text file downloaded compressed (streamed through the compressor, since
+    it is far larger than what is kept): RSS must stay flat."""
+    text = base / "site" / "huge-text.txt"
+    if not text.exists():
+        line = b"".join(b"%08d the quick brown fox jumps over the lazy dog\n" % i for i in range(20000))
+        with open(text, "wb") as f:
+            written = 0
+            while written < size:
+                piece = line[: size - written]
+                f.write(piece)
+                written += len(piece)
+    server = Tws(base)
+    try:
+        idle = server.rss_kib()
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(0.2):
+                peak[0] = max(peak[0], server.rss_kib())
+
+        threading.Thread(target=sample, daemon=True).start()
+        started = time.time()
+        out = subprocess.run(
+            ["curl", "-s", "--compressed", "-H", "Accept-Encoding: zstd", "-o", "/dev/null",
+             "-w", "%{size_download} %{size_header}",
+             f"http://{server.addr[0]}:{server.addr[1]}/huge-text.txt"],
+            capture_output=True, text=True, timeout=900)
+        stop.set()
+        took = time.time() - started
+        wire = int(out.stdout.split()[0] or 0)
+        # curl's size_download is what came over the wire; decompress separately for the size.
+        check = subprocess.run(
+            f"curl -s -H 'Accept-Encoding: zstd' http://{server.addr[0]}:{server.addr[1]}/huge-text.txt | zstd -dc | wc -c",
+            shell=True, capture_output=True, text=True, timeout=900)
+        whole = int(check.stdout.strip() or 0)
+        gib = size / 2**30
+        rows.append((f"{gib:g} GiB text file sent zstd-compressed, streamed",
+                     f"{whole} bytes decompressed from {wire} on the wire in {took:.0f} s",
+                     "all bytes", whole == size))
+        rows.append((f"RSS while compressing {gib:g} GiB", f"peak {peak[0]} KiB (idle {idle} KiB)",
+                     "peak - idle < 16 MiB", peak[0] - idle < 16 * 1024))
+    finally:
+        server.stop()
+        text.unlink(missing_ok=True)
+
+
 def make_cert(base):
     key, cert = base / "key.pem", base / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -491,7 +539,8 @@ def main():
     parser.add_argument("--size-mib", type=int, default=2048, help="size of the big file")
     parser.add_argument("--entries", type=int, default=100_000, help="files in the listed folder")
     parser.add_argument("--readers", type=int, default=100, help="slow readers of the listing")
-    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop, listing, bodies, tls-idle)")
+    parser.add_argument("--only", help="run only this scenario (idle, slow, cap, big, stop, listing, bodies, "
+                        "tls-idle, compressed)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tws-stress-"))
     site = base / "site"
@@ -512,6 +561,7 @@ def main():
         ("listing", lambda: scenario_listing(base, rows, args.entries, args.readers, 64 * 1024)),
         ("bodies", lambda: scenario_bodies(base, rows)),
         ("tls-idle", lambda: scenario_tls_idle(base, rows, args.idle)),
+        ("compressed", lambda: scenario_compressed_download(base, rows, size)),
     ]:
         if args.only and args.only != name:
             continue

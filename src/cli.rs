@@ -82,6 +82,14 @@ pub struct Cli {
     #[arg(long, value_name = "PORT")]
     pub redirect_http: Option<u16>,
 
+    /// Do not compress responses on the fly (precompressed files are still served)
+    #[arg(long)]
+    pub no_compress: bool,
+
+    /// Compress only responses of at least N bytes [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub compress_min_size: Option<u64>,
+
     /// Print only the URL at startup, and no access log on stdout unless --log-format asks for one
     #[arg(short, long)]
     pub quiet: bool,
@@ -134,6 +142,8 @@ impl Cli {
             tls_key: self.tls_key.clone(),
             tls_self_signed: self.tls_self_signed,
             redirect_http: self.redirect_http,
+            no_compress: self.no_compress,
+            compress_min_size: self.compress_min_size,
         }
     }
 }

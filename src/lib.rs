@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod banner;
 pub mod cli;
+pub mod compress;
 pub mod config;
 pub mod handlers;
 pub mod http;

@@ -47,6 +47,21 @@ Instead of cert and key: make a certificate at startup for localhost, 127.0.0.1,
 .TP
 \fBredirect_http\fR = 80
 Also listen for plain HTTP on this port and answer every request 308 to the HTTPS address.
+.SS "[server.compression]"
+.TP
+\fBenabled\fR = true
+Compress responses on the fly for clients that accept it (brotli, zstd, gzip): text, JSON, JavaScript, XML, SVG and the like of at least \fBmin_size\fR bytes.
+Files up to 1 MiB are compressed once and kept; larger ones are streamed through the compressor (chunked).
+.TP
+\fBencodings\fR = ["br", "zstd", "gzip"]
+The codings offered, in this order of preference on a tie.
+.TP
+\fBmin_size\fR = 1024
+Smallest body compressed, in bytes.
+.TP
+\fBtypes\fR = ["text/markdown"], \fBreplace_types\fR = false
+More compressible media types (type/subtype, type/*, type/*+suffix), or with replace_types, the whole list.
+A route opts out with \fBcompress\fR = false.
 .SS "[server.limits]"
 .TP
 \fBmax_head_bytes\fR = 16384

@@ -111,6 +111,7 @@ mod tests {
             methods: Methods::NONE,
             target,
             line: 0,
+            compress: true,
         }
     }
 

@@ -16,6 +16,8 @@ pub struct Route {
     pub target: Target,
     /// The line of the routes file it was declared on (0 when built from the command line).
     pub line: usize,
+    /// Responses may be compressed on the fly (`compress = false` turns it off).
+    pub compress: bool,
 }
 
 /// What a route serves.

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use super::Respond;
 use super::store::{StoreError, UserStore};
-use crate::handlers::Reply;
 use crate::http::response::ErrorFormat;
 use crate::http::{HttpError, Request, Response};
 
@@ -14,10 +14,10 @@ pub const NAME_FIELD: &str = "Nombre";
 
 /// `POST /createUser`: validates the name, stores the user, and answers 201 once the record
 /// is durable.
-pub fn create(store: &dyn UserStore, req: &Request, body: &[u8], reply: Reply) {
+pub fn create(store: &dyn UserStore, req: &Request, body: &[u8], respond: Respond) {
     let name = match name_of(req, body) {
         Ok(name) => name,
-        Err(e) => return reply.send(Response::error(e, ErrorFormat::Json)),
+        Err(e) => return respond(Response::error(e, ErrorFormat::Json)),
     };
     store.create(
         &name,
@@ -36,7 +36,7 @@ pub fn create(store: &dyn UserStore, req: &Request, body: &[u8], reply: Reply) {
                     Response::error(err, ErrorFormat::Json)
                 }
             };
-            reply.send(response);
+            respond(response);
         }),
     );
 }

@@ -46,6 +46,8 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: bool,
     pub redirect_http: Option<u16>,
+    pub no_compress: bool,
+    pub compress_min_size: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,6 +128,7 @@ impl Config {
                 ..DirSpec::default()
             }),
             line: 0,
+            compress: true,
         };
         Ok(Config {
             source: None,

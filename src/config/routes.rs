@@ -37,6 +37,7 @@ pub(super) struct RawRoute {
     symlinks: Option<String>,
     cache_control: Option<String>,
     max_listing_entries: Option<usize>,
+    compress: Option<bool>,
 }
 
 /// Bounds of `max_listing_entries`.
@@ -199,6 +200,7 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Re
         methods,
         target,
         line: 0,
+        compress: raw.compress.unwrap_or(true),
     })
 }
 

@@ -50,6 +50,8 @@ pub struct Server {
     pub tls: Option<TlsSettings>,
     /// A plain-HTTP listener on this port redirecting to HTTPS.
     pub redirect_http: Option<u16>,
+    /// Compression on the fly.
+    pub compression: crate::compress::Settings,
 }
 
 /// Where the TLS certificate comes from.
@@ -109,6 +111,7 @@ pub(super) struct RawServer {
     access_log: Option<PathBuf>,
     max_listing_entries: Option<Spanned<usize>>,
     tls: Option<Spanned<RawTls>>,
+    compression: Option<Spanned<RawCompression>>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -135,6 +138,18 @@ struct RawTls {
     key: Option<PathBuf>,
     self_signed: Option<bool>,
     redirect_http: Option<u16>,
+}
+
+/// `[server.compression]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCompression {
+    enabled: Option<bool>,
+    encodings: Option<Vec<String>>,
+    min_size: Option<u64>,
+    /// Compressible types, added to the built-in list (or replacing it with `replace_types`).
+    types: Option<Vec<String>>,
+    replace_types: Option<bool>,
 }
 
 /// `[server.timeouts]`, in seconds (fractions allowed).
@@ -287,7 +302,75 @@ pub(super) fn server_settings(
         max_body_memory: usize::try_from(max_body_memory).unwrap_or(usize::MAX),
         tls,
         redirect_http,
+        compression: compression_settings(raw.compression, cli, at)?,
     })
+}
+
+/// `[server.compression]` with `--no-compress` and `--compress-min-size` over it.
+fn compression_settings(
+    raw: Option<Spanned<RawCompression>>,
+    cli: &Overrides,
+    at: &Locator<'_>,
+) -> Result<crate::compress::Settings> {
+    use crate::compress::Settings;
+    use crate::http::encoding::Coding;
+    let span = raw.as_ref().map_or(0..0, |r| r.span());
+    let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+    let fail = |why: String| at.key_error(span.clone(), format!("[server.compression] {why}"));
+    let mut settings = Settings {
+        enabled: raw.enabled.unwrap_or(true) && !cli.no_compress,
+        ..Settings::default()
+    };
+    if let Some(names) = raw.encodings {
+        let mut codings = Vec::new();
+        for name in &names {
+            let coding = Coding::from_token(name).ok_or_else(|| {
+                fail(format!(
+                    "encodings: unknown coding \"{name}\" (known: br, zstd, gzip)"
+                ))
+            })?;
+            if codings.contains(&coding) {
+                return Err(fail(format!("encodings: \"{name}\" is listed twice")));
+            }
+            codings.push(coding);
+        }
+        if codings.is_empty() {
+            return Err(fail(
+                "encodings is empty: use enabled = false to turn compression off".to_owned(),
+            ));
+        }
+        settings.encodings = codings;
+    }
+    settings.min_size = cli
+        .compress_min_size
+        .or(raw.min_size)
+        .unwrap_or(settings.min_size);
+    if let Some(types) = raw.types {
+        let mut list = if raw.replace_types.unwrap_or(false) {
+            Vec::new()
+        } else {
+            Settings::default_types()
+        };
+        for pattern in types {
+            let lower = pattern.to_ascii_lowercase();
+            let valid = lower.split_once('/').is_some_and(|(t, s)| {
+                !t.is_empty()
+                    && !s.is_empty()
+                    && (t.chars().chain(s.chars()))
+                        .all(|c| c.is_ascii_alphanumeric() || "-+.*_".contains(c))
+            });
+            if !valid {
+                return Err(fail(format!(
+                    "types: \"{pattern}\" is not a media type such as \"text/markdown\", \"text/*\" or \"application/*+json\""
+                )));
+            }
+            list.push(lower);
+        }
+        settings.types = list;
+    } else if raw.replace_types.is_some() {
+        return Err(fail("replace_types needs a types list".to_owned()));
+    }
+    Ok(settings)
 }
 
 /// `[server.tls]` with the command line over it: a certificate and key (both), or a

@@ -178,6 +178,22 @@ fn each_mistake_names_file_line_and_key() {
             "routes.toml:2: [server.limits] max_body_memory must be between 1048576 and",
         ),
         (
+            "[server.compression]\nencodings = [\"br\", \"lzma\"]\n".into(),
+            "routes.toml:1: [server.compression] encodings: unknown coding \"lzma\"",
+        ),
+        (
+            "[server.compression]\nencodings = []\n".into(),
+            "[server.compression] encodings is empty",
+        ),
+        (
+            "[server.compression]\ntypes = [\"not a type\"]\n".into(),
+            "[server.compression] types: \"not a type\" is not a media type",
+        ),
+        (
+            "[server.compression]\nlevel = 9\n".into(),
+            "routes.toml:2:1: unknown field `level`",
+        ),
+        (
             "[server.tls]\ncert = \"a.pem\"\n".into(),
             "routes.toml:1: [server.tls] cert needs a key (--tls-key)",
         ),

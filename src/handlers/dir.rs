@@ -3,6 +3,7 @@
 
 use super::file::{ContentTypes, FileOptions, FileSet};
 use super::listing::{self, Listing, Listings};
+use crate::compress::Settings;
 use crate::http::HttpError;
 use crate::http::response::Response;
 use crate::path::resolve_in;
@@ -27,10 +28,12 @@ pub fn serve(
     rest: &str,
     types: &ContentTypes,
     listings: &Listings,
+    compression: Option<&Settings>,
 ) -> Result<Served, HttpError> {
     let target = resolve_in(&spec.folder, rest, spec.exposure)?;
     let options = FileOptions {
         cache_control: spec.cache_control.as_deref(),
+        compression,
         ..FileOptions::default()
     };
     let open = |rel: &str| FileSet::open(&spec.folder, rel, spec.exposure, types, options);
@@ -51,7 +54,14 @@ pub fn serve(
     if spec.listing {
         let page_size = spec.max_listing_entries;
         listings
-            .get(&spec.folder, rest, path, spec.exposure, page_size)
+            .get(
+                &spec.folder,
+                rest,
+                path,
+                spec.exposure,
+                page_size,
+                compression,
+            )
             .map(Served::Listing)
     } else {
         Err(HttpError::NotFound)

@@ -19,8 +19,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::compressed::Dynamic;
+use crate::compress::Settings;
 use crate::http::conditional::{self, Precondition, Validators};
-use crate::http::encoding::{self, Coding};
+use crate::http::encoding::{self, Choice, Coding};
 use crate::http::range::{self, Ranges};
 use crate::http::response::{Body, Content, Part, Response, header_block};
 use crate::http::{HttpError, Method, Request};
@@ -40,6 +42,8 @@ pub struct FileOptions<'a> {
     /// Send as an attachment with this name.
     pub download: Option<&'a str>,
     pub cache_control: Option<&'a str>,
+    /// Compress on the fly with these settings (none: the route does not compress).
+    pub compression: Option<&'a Settings>,
 }
 
 /// Content types: a per-extension override table in front of mime_guess's.
@@ -125,6 +129,19 @@ pub struct FileSet {
     reps: Vec<Representation>,
     /// Variant names that were missing (or refused), with what was there, to notice them appear.
     probes: Vec<(PathBuf, Option<Stamp>)>,
+    /// Compression on the fly of the file itself, when its type and size call for it.
+    dynamic: Option<Box<Dynamic>>,
+}
+
+/// Which representation answers a request.
+enum Plan {
+    /// The file or a precompressed variant on disk (index in `reps`).
+    Rep(usize),
+    /// A form compressed on the fly and kept.
+    Form(Coding),
+    /// The file streamed through the compressor.
+    Stream(Coding),
+    NotAcceptable,
 }
 
 impl FileSet {
@@ -155,15 +172,30 @@ impl FileSet {
                 }
             }
         }
-        let vary = found.len() > 1;
+        let identity_meta = std::fs::metadata(&found[0].1).map_err(|_| HttpError::NotFound)?;
+        let compressible = options
+            .compression
+            .is_some_and(|s| s.applies(&content_type, identity_meta.len()));
+        let vary = found.len() > 1 || compressible;
         let reps = found
             .into_iter()
             .map(|(coding, path)| Representation::open(coding, path, vary, options))
             .collect::<Result<Vec<_>, _>>()?;
+        let identity = &reps[0];
+        let dynamic = Dynamic::new(
+            options.compression,
+            &content_type,
+            identity.len,
+            &identity.validators,
+            options.cache_control,
+            options.download.map(attachment),
+        )
+        .map(Box::new);
         Ok(FileSet {
             content_type,
             reps,
             probes,
+            dynamic,
         })
     }
 
@@ -178,45 +210,130 @@ impl FileSet {
                 .all(|(path, stamp)| Stamp::of_path(path) == *stamp)
     }
 
-    /// Bytes of content held in memory.
+    /// Bytes of content held in memory (compressed forms included).
     pub fn memory(&self) -> usize {
-        self.reps
+        let reps: usize = self
+            .reps
             .iter()
             .map(|r| match &r.content {
                 Content::Memory(b) => b.len(),
                 Content::File(_) => 0,
             })
-            .sum()
+            .sum();
+        reps + self.dynamic.as_ref().map_or(0, |d| d.memory())
     }
 
-    /// Files held open.
+    /// Files held open (in-memory files of compressed forms included).
     pub fn open_files(&self) -> usize {
-        self.reps
-            .iter()
-            .filter(|r| matches!(r.content, Content::File(_)))
-            .count()
-    }
-
-    /// Answers a request from the set: no I/O.
-    pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
-        let codings: Vec<Coding> = self.reps.iter().filter_map(|r| r.coding).collect();
-        let chosen = match codings.as_slice() {
-            [] => None,
-            _ => encoding::preferred(req.header_str("accept-encoding"), &codings)
-                .first()
-                .copied(),
-        };
-        let rep = self
+        let reps = self
             .reps
             .iter()
-            .find(|r| r.coding == chosen)
-            .unwrap_or(&self.reps[0]);
-        let use_range = match conditional::evaluate(req, &rep.validators) {
-            Precondition::NotModified => {
-                let mut response = Response::new(304, self.content_type.clone(), Body::Empty);
-                response.fixed = Some(Arc::clone(&rep.fixed_not_modified));
-                return Ok(response);
+            .filter(|r| matches!(r.content, Content::File(_)))
+            .count();
+        reps + self.dynamic.as_ref().map_or(0, |d| d.open_files())
+    }
+
+    /// Which representation answers `req`: a precompressed variant on disk the client
+    /// accepts wins; otherwise compression on the fly, when it applies and the client prefers
+    /// a coding to identity. Range requests are answered from the file itself (ranges are of
+    /// the identity representation), so Content-Range, Content-Length and ETag agree.
+    fn plan(&self, req: &Request) -> Plan {
+        let accept = req.header_str("accept-encoding");
+        let disk: Vec<Coding> = self.reps.iter().filter_map(|r| r.coding).collect();
+        if !disk.is_empty()
+            && let Some(coding) = encoding::preferred(accept, &disk).first()
+            && let Some(i) = self.reps.iter().position(|r| r.coding == Some(*coding))
+        {
+            return Plan::Rep(i);
+        }
+        let Some(dynamic) = &self.dynamic else {
+            return Plan::Rep(0);
+        };
+        if req.header("range").is_some() {
+            return Plan::Rep(0);
+        }
+        match dynamic.choose(accept) {
+            Choice::Identity => Plan::Rep(0),
+            Choice::NotAcceptable => Plan::NotAcceptable,
+            Choice::Coding(c) if dynamic.keeps_forms() => Plan::Form(c),
+            Choice::Coding(c) => Plan::Stream(c),
+        }
+    }
+
+    /// Answers a request from the set without any I/O, or `None` when a compressed form must
+    /// first be made (by `respond`, on a worker, never in the event loop).
+    pub fn try_respond(&self, req: &Request) -> Option<Result<Response, HttpError>> {
+        let plan = self.plan(req);
+        if let Plan::Form(c) = plan
+            && self.dynamic.as_ref().is_none_or(|d| d.kept(c).is_none())
+        {
+            return None;
+        }
+        Some(self.respond_planned(req, plan))
+    }
+
+    /// Answers a request from the set. No I/O, unless a compressed form must be made (see
+    /// `try_respond`).
+    pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
+        self.respond_planned(req, self.plan(req))
+    }
+
+    fn respond_planned(&self, req: &Request, plan: Plan) -> Result<Response, HttpError> {
+        let identity = &self.reps[0];
+        match plan {
+            Plan::Rep(i) => self.respond_with(&self.reps[i], req),
+            Plan::NotAcceptable => Err(HttpError::NotAcceptable),
+            Plan::Form(coding) => {
+                let dynamic = self.dynamic.as_ref().expect("planned with compression");
+                let made;
+                let form = match dynamic.kept(coding) {
+                    Some(form) => form,
+                    None => {
+                        made = dynamic.make(coding, &identity.content, identity.len)?;
+                        &made
+                    }
+                };
+                match conditional::evaluate(req, &form.validators) {
+                    Precondition::NotModified => Ok(self.not_modified(&form.fixed_not_modified)),
+                    Precondition::Failed => Err(HttpError::PreconditionFailed),
+                    Precondition::Proceed { .. } => {
+                        let body = Body::Content {
+                            content: form.content.clone(),
+                            offset: 0,
+                            len: form.len,
+                        };
+                        let mut response = Response::new(200, self.content_type.clone(), body);
+                        response.fixed = Some(Arc::clone(&form.fixed));
+                        Ok(response)
+                    }
+                }
             }
+            Plan::Stream(coding) => {
+                let dynamic = self.dynamic.as_ref().expect("planned with compression");
+                match conditional::evaluate(req, &dynamic.validators_for(coding)) {
+                    Precondition::NotModified => {
+                        Ok(self.not_modified(&dynamic.not_modified_headers(coding)))
+                    }
+                    Precondition::Failed => Err(HttpError::PreconditionFailed),
+                    Precondition::Proceed { .. } => {
+                        dynamic.stream(coding, &identity.content, identity.len, &self.content_type)
+                    }
+                }
+            }
+        }
+    }
+
+    fn not_modified(&self, fixed: &Arc<[u8]>) -> Response {
+        let mut response = Response::new(304, self.content_type.clone(), Body::Empty);
+        response.fixed = Some(Arc::clone(fixed));
+        response
+    }
+
+    /// Answers from one representation on disk: preconditions, then the whole of it or
+    /// ranges of it.
+    fn respond_with(&self, rep: &Representation, req: &Request) -> Result<Response, HttpError> {
+        let use_range = match conditional::evaluate(req, &rep.validators) {
+            Precondition::NotModified => return Ok(self.not_modified(&rep.fixed_not_modified)),
             Precondition::Failed => return Err(HttpError::PreconditionFailed),
             Precondition::Proceed { use_range } => {
                 use_range && matches!(req.method, Method::Get | Method::Head)

@@ -1,6 +1,7 @@
 //! The application: routes a parsed request and turns it into a `Response`. Nothing here touches
 //! a socket, so every handler is tested with plain values.
 
+pub mod compressed;
 pub mod dir;
 pub mod file;
 pub mod listing;
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::actions::{self, UserStore};
+use crate::compress::{self, Settings};
 use crate::config::Config;
 use crate::http::response::{Body, ErrorFormat, Response, TEXT_HTML};
 use crate::http::{HttpError, Method, Methods, Request};
@@ -27,6 +29,8 @@ pub struct App {
     error_pages: HashMap<u16, bytes::Bytes>,
     /// Recently listed folders, shared by every loop and worker.
     listings: Listings,
+    /// Compression on the fly, when on.
+    compression: Option<Settings>,
 }
 
 /// What to do with a request whose head has been read.
@@ -64,19 +68,20 @@ pub enum Cacheable {
 }
 
 impl Cacheable {
-    /// Answers a request from what was kept: no I/O, and no rendering when `ready` says so.
+    /// Answers a request from what was kept, without I/O; `None` when a page or a compressed
+    /// form must first be made (on a worker: `respond`).
+    pub fn try_respond(&self, req: &Request) -> Option<Result<Response, HttpError>> {
+        match self {
+            Cacheable::File(set) => set.try_respond(req),
+            Cacheable::Listing(listing) => listing.try_respond(req),
+        }
+    }
+
+    /// Answers a request from what was kept, making what it needs first (on a worker).
     pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
         match self {
             Cacheable::File(set) => set.respond(req),
             Cacheable::Listing(listing) => listing.respond(req),
-        }
-    }
-
-    /// True when `respond` is cheap enough for the event loop: it would not render a page.
-    pub fn ready(&self, req: &Request) -> bool {
-        match self {
-            Cacheable::File(_) => true,
-            Cacheable::Listing(listing) => listing.ready(req),
         }
     }
 
@@ -147,6 +152,7 @@ impl App {
             types: ContentTypes::default(),
             error_pages: HashMap::new(),
             listings: Listings::default(),
+            compression: None,
         }
     }
 
@@ -155,6 +161,7 @@ impl App {
         App {
             types: ContentTypes::new(config.types.clone()),
             error_pages: config.error_pages.clone(),
+            compression: Some(config.server.compression.clone()).filter(|c| c.enabled),
             ..App::new(config.routes.clone(), users)
         }
     }
@@ -202,6 +209,11 @@ impl App {
         }
     }
 
+    /// Compression settings for a route's responses, unless off for it or everywhere.
+    fn compression_for(&self, route: &Route) -> Option<&Settings> {
+        self.compression.as_ref().filter(|_| route.compress)
+    }
+
     /// True when the route serves files, whose sets a connection may cache.
     pub fn serves_files(&self, routed: &Routed) -> bool {
         matches!(
@@ -220,6 +232,7 @@ impl App {
                     content_type: spec.content_type.as_deref(),
                     download: spec.download.as_deref(),
                     cache_control: spec.cache_control.as_deref(),
+                    compression: self.compression_for(route),
                 };
                 let exposure = Exposure {
                     dotfiles: true,
@@ -234,11 +247,22 @@ impl App {
                 &routed.rest,
                 &self.types,
                 &self.listings,
+                self.compression_for(route),
             ),
             Target::Action(action) => {
                 let format = error_format(route);
                 let users = self.users.as_deref();
-                return actions::run(*action, users, req, &routed.rest, body, reply, |e| {
+                // Answers are compressed on their way out, on whichever thread sends them.
+                let compression = self.compression_for(route).cloned();
+                let accept = req.header_str("accept-encoding").map(str::to_owned);
+                let respond: actions::Respond = Box::new(move |response| {
+                    reply.send(compress::response(
+                        response,
+                        compression.as_ref(),
+                        accept.as_deref(),
+                    ));
+                });
+                return actions::run(*action, users, req, &routed.rest, body, respond, |e| {
                     self.error(e, format)
                 });
             }
@@ -256,7 +280,7 @@ impl App {
     }
 
     /// Answers a request from something kept for its path whose answer needs rendering first
-    /// (see `Cacheable::ready`); on a worker.
+    /// (see `Cacheable::try_respond`); on a worker.
     pub fn handle_from(&self, source: &Cacheable, req: &Request, routed: &Routed, reply: Reply) {
         let response = source
             .respond(req)

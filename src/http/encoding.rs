@@ -1,30 +1,107 @@
-//! Content codings: choosing a precompressed variant from Accept-Encoding and its q-values.
+//! Content codings (RFC 9110 section 12.5.3): the q-value a client gives each coding, the
+//! choice among precompressed variants, and the choice between compressing and identity.
 
-/// The precompressed variants tws looks for next to a file, in order of preference on a tie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The content codings tws produces or finds precompressed next to a file, in its order of
+/// preference on a tie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Coding {
     Brotli,
+    Zstd,
     Gzip,
 }
 
 impl Coding {
-    pub const ALL: [Coding; 2] = [Coding::Brotli, Coding::Gzip];
+    pub const ALL: [Coding; 3] = [Coding::Brotli, Coding::Zstd, Coding::Gzip];
 
     /// The token in Accept-Encoding and Content-Encoding.
     pub fn token(self) -> &'static str {
         match self {
             Coding::Brotli => "br",
+            Coding::Zstd => "zstd",
             Coding::Gzip => "gzip",
         }
     }
 
-    /// The suffix of the variant's file name.
+    pub fn from_token(token: &str) -> Option<Coding> {
+        Coding::ALL.into_iter().find(|c| c.token() == token)
+    }
+
+    /// The suffix of a precompressed variant's file name.
     pub fn suffix(self) -> &'static str {
         match self {
             Coding::Brotli => ".br",
+            Coding::Zstd => ".zst",
             Coding::Gzip => ".gz",
         }
     }
+
+    /// Index in `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What to send, after negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Coding(Coding),
+    Identity,
+    /// The client refuses identity and every coding on offer: 406.
+    NotAcceptable,
+}
+
+/// Chooses between the codings on offer (`available`, in the server's order of preference)
+/// and identity. No header means identity. A coding wins over identity unless the client
+/// weighs identity more; identity is acceptable unless `identity;q=0`, or `*;q=0` without an
+/// `identity` entry, says otherwise.
+pub fn negotiate(accept_encoding: Option<&str>, available: &[Coding]) -> Choice {
+    let Some(header) = accept_encoding else {
+        return Choice::Identity;
+    };
+    let best = available
+        .iter()
+        .map(|c| (quality(Some(header), *c), *c))
+        .filter(|(q, _)| *q > 0)
+        .fold(None::<(u16, Coding)>, |best, (q, c)| match best {
+            Some((bq, _)) if bq >= q => best,
+            _ => Some((q, c)),
+        });
+    let identity = identity_quality(header);
+    match best {
+        Some((q, coding)) if q >= identity => Choice::Coding(coding),
+        _ if identity > 0 => Choice::Identity,
+        _ => Choice::NotAcceptable,
+    }
+}
+
+/// The q-value of identity: its own entry, else `*`'s; unlisted, it is acceptable but ranks
+/// below any coding the client lists.
+fn identity_quality(header: &str) -> u16 {
+    let mut wildcard = None;
+    for (token, q) in entries(header) {
+        if token.eq_ignore_ascii_case("identity") {
+            return q;
+        }
+        if token == "*" {
+            wildcard = Some(q);
+        }
+    }
+    wildcard.unwrap_or(1)
+}
+
+/// The `coding;q=N` entries of a header, skipping malformed q-values.
+fn entries(header: &str) -> impl Iterator<Item = (&str, u16)> {
+    header.split(',').filter_map(|item| {
+        let mut parts = item.split(';');
+        let token = parts.next().unwrap_or("").trim();
+        let q = parts
+            .find_map(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="))
+            })
+            .map_or(Some(1000), parse_q)?;
+        (!token.is_empty()).then_some((token, q))
+    })
 }
 
 /// The q-value the client gives a coding (RFC 9110 12.5.3), in thousandths; `*` covers codings
@@ -34,16 +111,7 @@ pub fn quality(accept_encoding: Option<&str>, coding: Coding) -> u16 {
         return 0;
     };
     let mut wildcard = None;
-    for item in header.split(',') {
-        let mut parts = item.split(';');
-        let token = parts.next().unwrap_or("").trim();
-        let q = parts
-            .find_map(|p| {
-                let p = p.trim();
-                p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="))
-            })
-            .map_or(Some(1000), parse_q);
-        let Some(q) = q else { continue };
+    for (token, q) in entries(header) {
         let matches = token.eq_ignore_ascii_case(coding.token())
             || (coding == Coding::Gzip && token.eq_ignore_ascii_case("x-gzip"));
         if matches {
@@ -116,5 +184,37 @@ mod tests {
             assert_eq!(preferred(*header, &both), *want, "{header:?}");
         }
         assert_eq!(preferred(Some("br, gzip"), &[Gzip]), [Gzip]);
+    }
+
+    #[test]
+    fn negotiates_between_compressing_and_identity() {
+        use super::Choice::{Coding as C, Identity, NotAcceptable};
+        let all = [Brotli, Zstd, Gzip];
+        let cases: &[(Option<&str>, Choice)] = &[
+            (None, Identity),
+            (Some(""), Identity),
+            (Some("gzip, br"), C(Brotli)),
+            (Some("gzip, deflate, br, zstd"), C(Brotli)),
+            (Some("zstd, gzip"), C(Zstd)),
+            (Some("br;q=0, gzip"), C(Gzip)),
+            (Some("br;q=0.5, gzip;q=0.8"), C(Gzip)),
+            (Some("*"), C(Brotli)),
+            (Some("identity"), Identity),
+            (Some("gzip;q=0.5, identity"), Identity),
+            (Some("gzip, identity;q=0.5"), C(Gzip)),
+            (Some("deflate"), Identity),
+            (Some("identity;q=0"), NotAcceptable),
+            (Some("deflate, identity;q=0"), NotAcceptable),
+            (Some("*;q=0"), NotAcceptable),
+            (Some("*;q=0, identity"), Identity),
+            (Some("br;q=0, *;q=0"), NotAcceptable),
+            (Some("gzip;q=0, identity;q=0, *;q=0.1"), C(Brotli)),
+        ];
+        for (header, want) in cases {
+            assert_eq!(negotiate(*header, &all), *want, "{header:?}");
+        }
+        // Only what is on offer counts.
+        assert_eq!(negotiate(Some("br"), &[Gzip]), Identity);
+        assert_eq!(negotiate(Some("br, identity;q=0"), &[]), NotAcceptable);
     }
 }

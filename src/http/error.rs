@@ -11,6 +11,8 @@ pub enum HttpError {
     Forbidden(&'static str),
     NotFound,
     MethodNotAllowed(Methods),
+    /// The client refuses every content coding on offer, identity included.
+    NotAcceptable,
     RequestTimeout,
     /// A precondition header (If-Match, If-Unmodified-Since, If-None-Match) did not hold.
     PreconditionFailed,
@@ -37,6 +39,10 @@ impl HttpError {
             HttpError::Forbidden(why) => (403, why),
             HttpError::NotFound => (404, "no such resource"),
             HttpError::MethodNotAllowed(_) => (405, "method not allowed on this path"),
+            HttpError::NotAcceptable => (
+                406,
+                "Accept-Encoding refuses identity and every coding on offer",
+            ),
             HttpError::RequestTimeout => (408, "request not received in time"),
             HttpError::PreconditionFailed => (412, "a precondition of the request did not hold"),
             HttpError::PayloadTooLarge => (413, "request body is larger than the limit"),
@@ -110,6 +116,7 @@ mod tests {
             HttpError::Forbidden("x"),
             HttpError::NotFound,
             HttpError::MethodNotAllowed(Methods::NONE),
+            HttpError::NotAcceptable,
             HttpError::RequestTimeout,
             HttpError::PreconditionFailed,
             HttpError::PayloadTooLarge,

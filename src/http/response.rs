@@ -17,6 +17,14 @@ pub const SERVER: &str = concat!("tws/", env!("CARGO_PKG_VERSION"));
 /// The interim response sent before reading a body the client asked permission to send.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// Makes a body a piece at a time, on a worker, as the connection is ready for more (a large
+/// file through a compressor). Its length is not known in advance: the body is sent chunked
+/// (HTTP/1.1) or delimited by the close of the connection (HTTP/1.0).
+pub trait Producer: Send + std::fmt::Debug {
+    /// The next piece (possibly empty), or `None` once everything was produced.
+    fn produce(&mut self) -> std::io::Result<Option<Vec<u8>>>;
+}
+
 /// A response body.
 #[derive(Debug)]
 pub enum Body {
@@ -36,6 +44,8 @@ pub enum Body {
         parts: Vec<Part>,
         tail: Vec<u8>,
     },
+    /// Made a piece at a time; its length is unknown.
+    Stream(Box<dyn Producer>),
 }
 
 /// Content shared between responses (and with a cache).
@@ -76,7 +86,14 @@ impl Body {
                 let parts: u64 = parts.iter().map(|p| p.head.len() as u64 + p.len).sum();
                 parts + tail.len() as u64
             }
+            // Unknown until sent; the access log counts it as 0.
+            Body::Stream(_) => 0,
         }
+    }
+
+    /// True for a body of unknown length, made as it is sent.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Body::Stream(_))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -179,11 +196,16 @@ pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>)
         ctx.date
     );
     // RFC 9110 section 8.6: no Content-Length in 1xx and 204 responses; 304 carries none either.
+    // A body made as it is sent goes chunked on HTTP/1.1, and until the close on HTTP/1.0.
     if !matches!(status, 100..=199 | 204 | 304) {
+        if !response.body.is_stream() {
+            let _ = write!(out, "Content-Length: {}\r\n", response.body.len());
+        } else if ctx.request_version == Version::Http11 {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
         let _ = write!(
             out,
-            "Content-Length: {}\r\nContent-Type: {}\r\nX-Content-Type-Options: nosniff\r\n",
-            response.body.len(),
+            "Content-Type: {}\r\nX-Content-Type-Options: nosniff\r\n",
             response.content_type
         );
     }

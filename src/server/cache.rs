@@ -178,7 +178,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.txt"), "a").unwrap();
         let root = dir.canonicalize().unwrap();
-        let built = Listing::build(&root, "", "/", Exposure::default(), 100).unwrap();
+        let built = Listing::build(&root, "", "/", Exposure::default(), 100, None).unwrap();
         (dir, Cacheable::Listing(Arc::new(built)))
     }
 

@@ -194,9 +194,10 @@ impl Conn {
         }
     }
 
-    /// Queues a response body to follow the bytes already in `out`.
-    pub fn queue_body(&mut self, body: Body) {
-        self.out.queue_body(body);
+    /// Queues a response body to follow the bytes already in `out`; a streamed body is sent
+    /// in chunks when `chunked`.
+    pub fn queue_body(&mut self, body: Body, chunked: bool) {
+        self.out.queue_body(body, chunked);
     }
 
     /// Writes what it can this turn.

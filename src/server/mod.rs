@@ -7,6 +7,7 @@ mod budget;
 mod cache;
 mod conn;
 mod event_loop;
+mod finished;
 mod output;
 mod pool;
 mod steps;

@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes};
 
 use super::wire::Wire;
 use crate::http::Body;
-use crate::http::response::Content;
+use crate::http::response::{Content, Producer};
 
 /// Buffers larger than this are given back once emptied rather than kept for the next request.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
@@ -34,6 +34,10 @@ pub enum Flushed {
     Blocked,
     /// The turn's budget is spent but the socket would take more: come back next turn.
     Yielded,
+    /// Everything before a streamed body is out: its next piece must be made (`take_producer`).
+    NeedsPiece,
+    /// A streamed body's next piece is being made on a worker.
+    Waiting,
 }
 
 /// Part of a response still to be sent after `buf`.
@@ -48,6 +52,12 @@ enum Segment {
         file: Arc<File>,
         offset: u64,
         remaining: u64,
+    },
+    /// A body made a piece at a time; `None` while a worker makes the next piece.
+    Stream {
+        producer: Option<Box<dyn Producer>>,
+        /// Pieces are framed as HTTP/1.1 chunks.
+        chunked: bool,
     },
 }
 
@@ -74,9 +84,14 @@ impl Output {
         }
     }
 
-    /// Queues a response body to follow the bytes already in `buf`.
-    pub fn queue_body(&mut self, body: Body) {
+    /// Queues a response body to follow the bytes already in `buf`; a streamed body is
+    /// framed in chunks when `chunked` (HTTP/1.1).
+    pub fn queue_body(&mut self, body: Body, chunked: bool) {
         match body {
+            Body::Stream(producer) => self.queue.push_back(Segment::Stream {
+                producer: Some(producer),
+                chunked,
+            }),
             Body::Empty => {}
             Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
             Body::Static(bytes) => self.buf.extend_from_slice(bytes),
@@ -131,13 +146,24 @@ impl Output {
             if !self.send_memory(wire, written)? {
                 return Ok(Flushed::Blocked);
             }
-            let Some(Segment::File {
-                file,
-                offset,
-                remaining,
-            }) = self.queue.front_mut()
-            else {
-                break;
+            let (file, offset, remaining) = match self.queue.front_mut() {
+                Some(Segment::File {
+                    file,
+                    offset,
+                    remaining,
+                }) => (file, offset, remaining),
+                Some(Segment::Stream { producer, .. }) => {
+                    // What came before is out (and, over TLS, flushed): time for a piece.
+                    if !wire.flush()? {
+                        return Ok(Flushed::Blocked);
+                    }
+                    return Ok(if producer.is_some() {
+                        Flushed::NeedsPiece
+                    } else {
+                        Flushed::Waiting
+                    });
+                }
+                _ => break,
             };
             loop {
                 if budget == 0 {
@@ -189,7 +215,7 @@ impl Output {
                 pieces[count] = match segment {
                     Segment::Bytes { data, pos } => &data[*pos..],
                     Segment::Shared(bytes) => bytes,
-                    Segment::File { .. } => break,
+                    Segment::File { .. } | Segment::Stream { .. } => break,
                 };
                 count += 1;
             }
@@ -234,11 +260,60 @@ impl Output {
                         n -= step;
                         bytes.len()
                     }
-                    Segment::File { .. } => break,
+                    Segment::File { .. } | Segment::Stream { .. } => break,
                 };
                 if left == 0 {
                     self.queue.pop_front();
                 }
+            }
+        }
+    }
+
+    /// Takes the producer of the streamed body at the front, for a worker to make its next
+    /// piece (after `Flushed::NeedsPiece`).
+    pub fn take_producer(&mut self) -> Option<Box<dyn Producer>> {
+        match self.queue.front_mut() {
+            Some(Segment::Stream { producer, .. }) => producer.take(),
+            _ => None,
+        }
+    }
+
+    /// A worker made the next piece of the streamed body at the front (`None`: the body is
+    /// complete); queues it, framed, and gives the producer back.
+    pub fn put_piece(&mut self, producer: Box<dyn Producer>, piece: Option<Vec<u8>>) {
+        let Some(Segment::Stream {
+            producer: slot,
+            chunked,
+        }) = self.queue.front_mut()
+        else {
+            return;
+        };
+        let chunked = *chunked;
+        match piece {
+            None => {
+                self.queue.pop_front();
+                if chunked {
+                    self.queue.push_front(Segment::Bytes {
+                        data: b"0\r\n\r\n".to_vec(),
+                        pos: 0,
+                    });
+                }
+            }
+            Some(data) => {
+                *slot = Some(producer);
+                if data.is_empty() {
+                    return;
+                }
+                let data = if chunked {
+                    let mut framed = format!("{:x}\r\n", data.len()).into_bytes();
+                    framed.reserve(data.len() + 2);
+                    framed.extend_from_slice(&data);
+                    framed.extend_from_slice(b"\r\n");
+                    framed
+                } else {
+                    data
+                };
+                self.queue.push_front(Segment::Bytes { data, pos: 0 });
             }
         }
     }

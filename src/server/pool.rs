@@ -13,6 +13,7 @@ use mio::Waker;
 
 use crate::handlers::{Cacheable, Reply};
 use crate::http::Response;
+use crate::http::response::Producer;
 
 /// Whom a job answers, and under which cache key and routes generation its result may be kept.
 #[derive(Debug, Clone)]
@@ -23,12 +24,24 @@ pub struct Ticket {
     pub generation: u64,
 }
 
-/// A finished request, addressed to the connection that sent it.
+/// Finished work, addressed to the connection it was for.
 pub struct Done {
     pub ticket: Ticket,
-    pub response: Response,
-    /// What the response was made from, for the loop's cache.
-    pub cached: Option<Cacheable>,
+    pub outcome: Outcome,
+}
+
+/// What a worker made.
+pub enum Outcome {
+    /// A response, and what it was made from, for the loop's cache.
+    Response {
+        response: Response,
+        cached: Option<Cacheable>,
+    },
+    /// The next piece of a streamed body, with its producer to make the one after.
+    Piece {
+        producer: Box<dyn Producer>,
+        piece: std::io::Result<Option<Vec<u8>>>,
+    },
 }
 
 /// Sends finished requests to the loop and wakes it, once per burst.
@@ -78,8 +91,7 @@ impl Pool {
             let reply = Reply::new(move |response, cached| {
                 notifier.send(Done {
                     ticket,
-                    response,
-                    cached,
+                    outcome: Outcome::Response { response, cached },
                 });
             });
             if catch_unwind(AssertUnwindSafe(|| job(reply))).is_err() {
@@ -87,6 +99,20 @@ impl Pool {
                     "tws: error: a request handler panicked; the request was answered 500"
                 );
             }
+        });
+    }
+
+    /// Makes the next piece of a streamed body on a worker; it comes back as a `Done` with
+    /// `Outcome::Piece`.
+    pub fn produce(&self, ticket: Ticket, mut producer: Box<dyn Producer>) {
+        let notifier = self.notifier.clone();
+        self.threads.spawn(move || {
+            let piece = catch_unwind(AssertUnwindSafe(|| producer.produce()))
+                .unwrap_or_else(|_| Err(std::io::Error::other("a body producer panicked")));
+            notifier.send(Done {
+                ticket,
+                outcome: Outcome::Piece { producer, piece },
+            });
         });
     }
 
@@ -139,13 +165,17 @@ mod tests {
             generation: 0,
         };
         pool.spawn(ticket(7, 70), |_reply| panic!("a handler bug"));
+        let status = |done: &Done| match &done.outcome {
+            Outcome::Response { response, .. } => response.status,
+            Outcome::Piece { .. } => 0,
+        };
         let done = next_done(&mut poll, &pool);
         assert_eq!(
-            (done.ticket.key, done.ticket.conn_id, done.response.status),
+            (done.ticket.key, done.ticket.conn_id, status(&done)),
             (7, 70, 500)
         );
         pool.spawn(ticket(8, 80), |reply| reply.send(Response::empty(204)));
         let done = next_done(&mut poll, &pool);
-        assert_eq!((done.ticket.key, done.response.status), (8, 204));
+        assert_eq!((done.ticket.key, status(&done)), (8, 204));
     }
 }

@@ -8,7 +8,7 @@ use super::cache::Lookup;
 use super::conn::{PendingBody, ReadOutcome, Role, State};
 use super::event_loop::EventLoop;
 use super::output::Flushed;
-use super::pool::{Done, Ticket};
+use super::pool::Ticket;
 use crate::handlers::{App, Cacheable, Dispatch, Reply, Routed, redirect};
 use crate::http::body::BodyDecoder;
 use crate::http::request::{Framing, Parse, parse_head};
@@ -153,11 +153,13 @@ impl EventLoop {
             return self.dispatch(key, req, routed, body, None);
         }
         match self.cache.lookup(routed.path(), self.now) {
-            Lookup::Hit(source) if source.ready(&req) => {
-                self.respond_from(key, req, &routed, &source);
-                Next::Again
-            }
-            Lookup::Hit(source) => self.render_from(key, req, routed, source),
+            Lookup::Hit(source) => match source.try_respond(&req) {
+                Some(result) => {
+                    self.respond_with(key, req, &routed, result);
+                    Next::Again
+                }
+                None => self.render_from(key, req, routed, source),
+            },
             Lookup::Pending => {
                 let conn = &mut self.conns[key];
                 self.cache.park(routed.path(), key, conn.id);
@@ -219,10 +221,15 @@ impl EventLoop {
         Next::Wait
     }
 
-    fn respond_from(&mut self, key: usize, req: Request, routed: &Routed, source: &Cacheable) {
-        let response = source
-            .respond(&req)
-            .unwrap_or_else(|e| self.app.error_response(routed, e));
+    /// Sends what a cached source answered (or the error it gave).
+    fn respond_with(
+        &mut self,
+        key: usize,
+        req: Request,
+        routed: &Routed,
+        result: Result<crate::http::Response, HttpError>,
+    ) {
+        let response = result.unwrap_or_else(|e| self.app.error_response(routed, e));
         self.respond(key, Some(&req), response, req.keep_alive);
     }
 
@@ -239,12 +246,12 @@ impl EventLoop {
         else {
             unreachable!("checked above")
         };
-        match source {
-            Some(source) if source.ready(&req) => {
-                self.respond_from(key, req, &routed, source);
+        match source.map(|s| (s, s.try_respond(&req))) {
+            Some((_, Some(result))) => {
+                self.respond_with(key, req, &routed, result);
                 self.drive(key);
             }
-            Some(source) => {
+            Some((source, None)) => {
                 self.render_from(key, req, routed, source.clone());
             }
             None => {
@@ -308,6 +315,11 @@ impl EventLoop {
                 self.ready.push_back(key);
                 Next::Wait
             }
+            Ok(Flushed::NeedsPiece) => {
+                self.produce_piece(key);
+                Next::Wait
+            }
+            Ok(Flushed::Waiting) => Next::Wait,
             Ok(Flushed::All) if stopping => Next::Close,
             Ok(Flushed::All) if conn.keep_alive && !(conn.peer_closed && conn.input.is_empty()) => {
                 conn.state = State::Idle;
@@ -353,56 +365,29 @@ impl EventLoop {
         response: Response,
         keep_alive: bool,
     ) {
-        let keep_alive = keep_alive && !self.stopping();
+        let version = req.map_or(Version::Http11, |r| r.version);
+        // A body of unknown length ends with the connection on HTTP/1.0.
+        let keep_alive = keep_alive
+            && !self.stopping()
+            && !(response.body.is_stream() && version == Version::Http10);
         self.release_body(key);
         let conn = &mut self.conns[key];
         let head_only = req.is_some_and(Request::is_head);
         let ctx = HeadContext {
             date: self.date.now(),
             keep_alive,
-            request_version: req.map_or(Version::Http11, |r| r.version),
+            request_version: version,
         };
         write_head(&mut conn.out.buf, &response, &ctx);
         let sent = if head_only { 0 } else { response.body.len() };
         self.log
             .record(conn.peer, req, response.status, sent, conn.tls_version());
         if !head_only {
-            conn.queue_body(response.body);
+            conn.queue_body(response.body, version == Version::Http11);
         }
         conn.keep_alive = keep_alive;
         conn.state = State::Sending;
         conn.window_start = self.now;
         conn.window_sent = conn.sent;
-    }
-
-    /// Sends the responses workers have finished, keeps what they were made from, and answers
-    /// the connections that waited for them.
-    pub(super) fn complete(&mut self) {
-        let finished: Vec<_> = self.pool.finished().collect();
-        for Done {
-            ticket,
-            response,
-            cached,
-        } in finished
-        {
-            if let Some(path) = &ticket.cache_key {
-                // What was made from a routes table since reloaded is not kept.
-                let kept = cached.filter(|_| ticket.generation == self.generation);
-                for (key, id) in self.cache.finish(path, kept.clone(), self.now) {
-                    self.resume(key, id, kept.as_ref());
-                }
-            }
-            let Some(conn) = self.conns.get_mut(ticket.key) else {
-                continue;
-            };
-            if conn.id != ticket.conn_id || !matches!(conn.state, State::Busy { .. }) {
-                continue;
-            }
-            let State::Busy { req } = std::mem::replace(&mut conn.state, State::Sending) else {
-                unreachable!("checked above")
-            };
-            self.respond(ticket.key, Some(&req), response, req.keep_alive);
-            self.drive(ticket.key);
-        }
     }
 }

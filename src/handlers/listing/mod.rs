@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::compress::{self, Effort, Settings};
+use crate::http::encoding::{Choice, Coding};
 use crate::http::response::{APPLICATION_JSON, Body, Response, TEXT_HTML};
 use crate::http::{HttpError, Request};
 use crate::path::Exposure;
@@ -62,6 +64,13 @@ enum Format {
 }
 
 impl Format {
+    fn media_type(self) -> &'static str {
+        match self {
+            Format::Html => TEXT_HTML,
+            Format::Json => APPLICATION_JSON,
+        }
+    }
+
     /// JSON when the client asks for `application/json` and not for HTML.
     fn of(req: &Request) -> Format {
         let accept = req.header_str("accept").unwrap_or("");
@@ -73,18 +82,19 @@ impl Format {
     }
 }
 
+/// A page's bytes as they are made: HTML and JSON, each plain and in each coding.
 #[derive(Debug, Default)]
 struct Page {
-    html: OnceLock<Bytes>,
-    json: OnceLock<Bytes>,
+    cells: [OnceLock<Bytes>; 8],
 }
 
 impl Page {
-    fn cell(&self, format: Format) -> &OnceLock<Bytes> {
-        match format {
-            Format::Html => &self.html,
-            Format::Json => &self.json,
-        }
+    fn cell(&self, format: Format, coding: Option<Coding>) -> &OnceLock<Bytes> {
+        let form = match format {
+            Format::Html => 0,
+            Format::Json => 4,
+        };
+        &self.cells[form + coding.map_or(0, |c| 1 + c.index())]
     }
 }
 
@@ -97,6 +107,8 @@ pub struct Listing {
     page_size: usize,
     pages: Box<[Page]>,
     ttl: Duration,
+    /// Compression of pages, when on for the route.
+    compression: Option<Settings>,
 }
 
 impl Listing {
@@ -108,6 +120,7 @@ impl Listing {
         path: &str,
         exposure: Exposure,
         page_size: usize,
+        compression: Option<Settings>,
     ) -> Result<Listing, HttpError> {
         let scan = Scan::read(root, rest, exposure)?;
         let page_size = page_size.max(1);
@@ -119,6 +132,7 @@ impl Listing {
             page_size,
             pages: (0..pages).map(|_| Page::default()).collect(),
             ttl,
+            compression,
         })
     }
 
@@ -143,15 +157,41 @@ impl Listing {
         })
     }
 
-    /// True when answering `req` needs no rendering: the page is kept, or the answer is an
-    /// error. The loop answers such requests itself and hands the others to a worker.
-    pub fn ready(&self, req: &Request) -> bool {
-        match self.span(req) {
-            Ok(span) => self.pages[span.number - 1]
-                .cell(Format::of(req))
-                .get()
-                .is_some(),
-            Err(_) => true,
+    /// Answers `req` when that needs no rendering (the page is kept, or the answer is an
+    /// error); `None` otherwise. The loop answers such requests itself and hands the others to
+    /// a worker, which calls `respond`.
+    pub fn try_respond(&self, req: &Request) -> Option<Result<Response, HttpError>> {
+        let span = match self.span(req) {
+            Ok(span) => span,
+            Err(e) => return Some(Err(e)),
+        };
+        let format = Format::of(req);
+        let page = &self.pages[span.number - 1];
+        let plain = page.cell(format, None).get()?;
+        if let Ok(Some(coding)) = self.coding(req, format, plain.len()) {
+            page.cell(format, Some(coding)).get()?;
+        }
+        Some(self.respond(req))
+    }
+
+    /// The coding to send a page of `len` bytes in, if any (406 when nothing is acceptable).
+    fn coding(
+        &self,
+        req: &Request,
+        format: Format,
+        len: usize,
+    ) -> Result<Option<Coding>, HttpError> {
+        let Some(settings) = self
+            .compression
+            .as_ref()
+            .filter(|s| s.applies(format.media_type(), len as u64))
+        else {
+            return Ok(None);
+        };
+        match settings.choose(req.header_str("accept-encoding")) {
+            Choice::Coding(c) => Ok(Some(c)),
+            Choice::Identity => Ok(None),
+            Choice::NotAcceptable => Err(HttpError::NotAcceptable),
         }
     }
 
@@ -160,12 +200,25 @@ impl Listing {
     pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
         let span = self.span(req)?;
         let format = Format::of(req);
-        let body = self.page_body(span, format);
-        let content_type = match format {
-            Format::Html => TEXT_HTML,
-            Format::Json => APPLICATION_JSON,
+        let plain = self.page_bytes(span, format);
+        let compressible = self
+            .compression
+            .as_ref()
+            .is_some_and(|s| s.applies(format.media_type(), plain.len() as u64));
+        let mut response = match self.coding(req, format, plain.len())? {
+            None => Response::new(200, format.media_type(), Body::shared(plain)),
+            Some(coding) => {
+                let coded = self.coded(span, format, coding, &plain)?;
+                Response::new(200, format.media_type(), Body::shared(coded))
+                    .header("Content-Encoding", coding.token())
+            }
         };
-        let mut response = Response::new(200, content_type, body).header("Vary", "Accept");
+        let vary = if compressible {
+            "Accept, Accept-Encoding"
+        } else {
+            "Accept"
+        };
+        response = response.header("Vary", vary);
         if span.pages > 1 {
             let base = encode_path(&self.path);
             let mut links = Vec::new();
@@ -182,26 +235,48 @@ impl Listing {
 
     /// The page's bytes: shared when kept, else rendered for this response alone (when the
     /// kept pages of every listing already fill `MAX_RENDERED_BYTES`).
-    fn page_body(&self, span: PageSpan, format: Format) -> Body {
-        let cell = self.pages[span.number - 1].cell(format);
+    fn page_bytes(&self, span: PageSpan, format: Format) -> Bytes {
+        let cell = self.pages[span.number - 1].cell(format, None);
         if let Some(bytes) = cell.get() {
-            return Body::shared(bytes.clone());
+            return bytes.clone();
         }
         let rendered = match format {
             Format::Html => render::html(&self.scan, &self.path, span),
             Format::Json => render::json(&self.scan, span),
         };
-        let len = rendered.len();
+        self.keep(cell, Bytes::from(rendered))
+    }
+
+    /// The page in `coding`, made from its plain bytes and kept like them.
+    fn coded(
+        &self,
+        span: PageSpan,
+        format: Format,
+        coding: Coding,
+        plain: &[u8],
+    ) -> Result<Bytes, HttpError> {
+        let cell = self.pages[span.number - 1].cell(format, Some(coding));
+        if let Some(bytes) = cell.get() {
+            return Ok(bytes.clone());
+        }
+        // Listings are rebuilt as their folder changes: fast compression, not the best.
+        let compressed = compress::compress(coding, Effort::Fast, plain)
+            .map_err(|_| HttpError::Internal("could not compress the listing"))?;
+        Ok(self.keep(cell, Bytes::from(compressed)))
+    }
+
+    /// Keeps `bytes` in `cell` when the budget of kept pages allows.
+    fn keep(&self, cell: &OnceLock<Bytes>, bytes: Bytes) -> Bytes {
+        let len = bytes.len();
         if RENDERED.fetch_add(len, Ordering::AcqRel) + len > MAX_RENDERED_BYTES {
             RENDERED.fetch_sub(len, Ordering::AcqRel);
-            return Body::Bytes(rendered);
+            return bytes;
         }
-        let bytes = Bytes::from(rendered);
         if cell.set(bytes.clone()).is_err() {
             // Another worker kept the same page first.
             RENDERED.fetch_sub(len, Ordering::AcqRel);
         }
-        Body::shared(cell.get().unwrap_or(&bytes).clone())
+        cell.get().unwrap_or(&bytes).clone()
     }
 
     /// True while the listing is young enough and the folder has not changed.
@@ -227,9 +302,8 @@ impl Listing {
     fn kept_bytes(&self) -> usize {
         self.pages
             .iter()
-            .flat_map(|p| [p.html.get(), p.json.get()])
-            .flatten()
-            .map(|b| b.len())
+            .flat_map(|p| p.cells.iter().filter_map(OnceLock::get))
+            .map(Bytes::len)
             .sum()
     }
 }
@@ -261,6 +335,7 @@ struct Key {
     path: String,
     exposure: Exposure,
     page_size: usize,
+    compressed: bool,
 }
 
 type Slot = Arc<Mutex<Option<Arc<Listing>>>>;
@@ -285,6 +360,7 @@ impl Listings {
         path: &str,
         exposure: Exposure,
         page_size: usize,
+        compression: Option<&Settings>,
     ) -> Result<Arc<Listing>, HttpError> {
         let key = Key {
             root: root.to_path_buf(),
@@ -292,6 +368,7 @@ impl Listings {
             path: path.to_owned(),
             exposure,
             page_size,
+            compressed: compression.is_some(),
         };
         let slot = {
             let mut slots = lock(&self.slots);
@@ -320,7 +397,14 @@ impl Listings {
         {
             return Ok(Arc::clone(listing));
         }
-        let listing = Arc::new(Listing::build(root, rest, path, exposure, page_size)?);
+        let listing = Arc::new(Listing::build(
+            root,
+            rest,
+            path,
+            exposure,
+            page_size,
+            compression.cloned(),
+        )?);
         *held = Some(Arc::clone(&listing));
         Ok(listing)
     }

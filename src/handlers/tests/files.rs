@@ -338,16 +338,16 @@ fn a_listing_is_reused_only_while_its_folder_is_unchanged() {
     let now = std::time::Instant::now();
     assert!(listing.is_current(now));
     // The page asked for was rendered and kept; the other form is rendered when first asked.
-    assert!(listing.ready(&req));
+    assert!(listing.try_respond(&req).is_some());
     let again = listing.respond(&req).unwrap();
     assert_eq!(body_bytes(again.body), body_bytes(first.body));
     let json = request("GET /files/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\n\r\n");
-    assert!(!listing.ready(&json));
+    assert!(listing.try_respond(&json).is_none());
     assert_eq!(
         listing.respond(&json).unwrap().content_type,
         "application/json"
     );
-    assert!(listing.ready(&json));
+    assert!(listing.try_respond(&json).is_some());
     // Too old, or the folder changed: rebuilt.
     assert!(!listing.is_current(now + crate::handlers::listing::LISTING_TTL));
     std::fs::write(site.dir.join("site/files/new.txt"), "new").unwrap();

@@ -139,6 +139,13 @@ fn body_bytes(body: Body) -> Vec<u8> {
     match body {
         Body::Empty => Vec::new(),
         Body::Bytes(b) => b,
+        Body::Stream(mut producer) => {
+            let mut out = Vec::new();
+            while let Some(piece) = producer.produce().unwrap() {
+                out.extend(piece);
+            }
+            out
+        }
         Body::Static(b) => b.to_vec(),
         Body::Content {
             content,
