@@ -27,6 +27,9 @@ routes.toml is re-read when it changes (or on SIGHUP); SIGTERM or SIGINT stops g
     after_help = EXAMPLES
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Routes file to serve (see ROUTES FILE in the manual)
     #[arg(short, long, value_name = "FILE", env = "TWS_CONFIG")]
     pub config: Option<PathBuf>,
@@ -90,6 +93,19 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub compress_min_size: Option<u64>,
 
+    /// Add this header to every response ("Name: value"; repeatable)
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// Let pages on any origin read responses (CORS, Access-Control-Allow-Origin: *)
+    #[arg(long)]
+    pub cors: bool,
+
+    /// Require basic authentication: USER and an argon2id hash from `tws hash-password`
+    /// (repeatable)
+    #[arg(long, value_name = "USER:HASH")]
+    pub auth: Vec<String>,
+
     /// Print only the URL at startup, and no access log on stdout unless --log-format asks for one
     #[arg(short, long)]
     pub quiet: bool,
@@ -105,6 +121,14 @@ pub struct Cli {
     /// Print the manual page (roff) to stdout and exit
     #[arg(long, hide = true)]
     pub print_manpage: bool,
+}
+
+/// Things tws does besides serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Read a password (from the terminal, asked twice without echo, or the first line of
+    /// stdin) and print its argon2id hash, for `[auth.NAME] users` or `--auth USER:HASH`
+    HashPassword,
 }
 
 /// Access log formats.
@@ -144,6 +168,9 @@ impl Cli {
             redirect_http: self.redirect_http,
             no_compress: self.no_compress,
             compress_min_size: self.compress_min_size,
+            headers: self.headers.clone(),
+            cors: self.cors,
+            auth: self.auth.clone(),
         }
     }
 }

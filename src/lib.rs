@@ -12,10 +12,12 @@ pub mod handlers;
 pub mod http;
 pub mod log;
 pub mod man;
+pub mod password;
 pub mod path;
 pub mod reload;
 pub mod router;
 pub mod routes;
+pub mod rules;
 pub mod server;
 pub mod time;
 pub mod tls;
@@ -48,6 +50,12 @@ fn run_inner(cli: &Cli) -> Result<()> {
         std::io::stdout().write_all(&man::render())?;
         return Ok(());
     }
+    if let Some(cli::Command::HashPassword) = cli.command {
+        let password = password::read()?;
+        let hash = rules::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+        println!("{hash}");
+        return Ok(());
+    }
     if let Some(shell) = cli.print_completions {
         let mut command = <Cli as clap::CommandFactory>::command();
         clap_complete::generate(shell, &mut command, "tws", &mut std::io::stdout());
@@ -63,6 +71,7 @@ fn run_inner(cli: &Cli) -> Result<()> {
         print!("{}", describe(&config));
         return Ok(());
     }
+    warn_about_plain_passwords(&config);
     let users: Option<Arc<dyn UserStore>> = if config.uses_store() {
         Some(Arc::new(JsonlStore::open(
             &config.server.data,
@@ -142,21 +151,69 @@ fn run_inner(cli: &Cli) -> Result<()> {
     server.run(reloader, watch)
 }
 
-/// The route table as `--check` prints it.
+/// The route table as `--check` prints it: routes for any host, then each host's.
 pub fn describe(config: &Config) -> String {
     let source = config
         .source
         .as_ref()
         .map_or_else(|| "--root".to_owned(), |p| p.display().to_string());
     let mut text = format!("{source}: ok, {} routes\n", config.routes.len());
-    for route in &config.routes {
-        let methods = route.methods.allow_header();
-        text.push_str(&format!(
-            "  {:<24} {:<22} {}\n",
-            route.path, methods, route.target
-        ));
+    let mut hosts: Vec<&rules::hosts::HostPattern> =
+        config.routes.iter().flat_map(|r| &r.hosts).collect();
+    hosts.sort();
+    hosts.dedup();
+    let groups = std::iter::once(None).chain(hosts.into_iter().map(Some));
+    for host in groups {
+        let routes: Vec<_> = config
+            .routes
+            .iter()
+            .filter(|r| match host {
+                None => r.hosts.is_empty(),
+                Some(h) => r.hosts.contains(h),
+            })
+            .collect();
+        if routes.is_empty() {
+            continue;
+        }
+        if let Some(host) = host {
+            text.push_str(&format!("host {host}:\n"));
+        } else if config.routes.iter().any(|r| !r.hosts.is_empty()) {
+            text.push_str("any host:\n");
+        }
+        for route in routes {
+            let methods = route.methods.allow_header();
+            let mut notes = String::new();
+            if let Some(realm) = &route.auth {
+                notes.push_str(&format!(" [auth {}]", realm.name));
+            }
+            if route.cors.is_some() {
+                notes.push_str(" [cors]");
+            }
+            text.push_str(&format!(
+                "  {:<24} {:<22} {}{notes}\n",
+                route.path, methods, route.target
+            ));
+        }
     }
     text
+}
+
+/// Basic authentication sends passwords in clear: say so when that crosses a network.
+fn warn_about_plain_passwords(config: &Config) {
+    let host = config
+        .server
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if config.server.tls.is_none() && !loopback && config.routes.iter().any(|r| r.auth.is_some()) {
+        report!(
+            "tws: warning: basic authentication served over plain HTTP on {host}: passwords cross the network in clear; serve HTTPS (--tls-cert and --tls-key)"
+        );
+    }
 }
 
 /// A short reason for an I/O error, without the OS error number.

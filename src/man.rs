@@ -103,7 +103,7 @@ Without progress while sending a response.
 \fBshutdown_grace\fR = 30
 After SIGTERM or SIGINT, how long requests in flight may take to finish.
 .SS "[[route]]"
-Each route has a \fBpath\fR and exactly one of \fBfile\fR, \fBpage\fR, \fBdir\fR or \fBaction\fR.
+Each route has a \fBpath\fR and exactly one of \fBfile\fR, \fBpage\fR, \fBdir\fR, \fBaction\fR or \fBredirect\fR.
 .TP
 \fBfile\fR = "rel/path"
 One file of any type, typed from its extension.
@@ -120,6 +120,8 @@ A folder mounted under \fBpath\fR.
 \fBdotfiles\fR = true serves names starting with a dot (hidden by default);
 \fBsymlinks\fR = "inside" (default) | "never" | "follow" says which symlinks are followed.
 A folder requested without its trailing slash is redirected (301) to the slash form.
+\fBclean_urls\fR = true serves /about from about.html and redirects /about.html to /about (308);
+\fBfallback\fR = "index.html" serves that file for a GET or HEAD that would be 404 (single-page apps).
 .TP
 \fBaction\fR = "create_user" | "list_users" | "get_user" | "health"
 A built-in action.
@@ -128,12 +130,33 @@ list_users answers GET with every user;
 get_user answers GET on a path ending in \fB{id}\fR, such as "/users/{id}";
 health answers GET with the status, version and uptime.
 .TP
+\fBredirect\fR = "/new" | "https://example.com/", \fBstatus\fR = 308
+Redirects (301, 302, 303, 307 or 308); a path ending in '/' redirects everything below it, keeping the rest of the path. The query carries over.
+.TP
+\fBheaders\fR = { X-Frame-Options = "SAMEORIGIN" }
+Headers on every response of the route, over the server-wide \fB[headers]\fR.
+.TP
+\fBcors\fR = { origins = ["https://app.example"] | "*", methods, headers, expose, credentials, max_age }
+Cross-origin reads: preflights and Access-Control-* headers for allowed origins only.
+.TP
+\fBauth\fR = "NAME"
+Basic authentication against the users of \fB[auth.NAME]\fR.
+.TP
+\fBhost\fR = "example.com" | ["a.example", "*.b.example"]
+Answer only requests for these host names; routes without a host answer the rest.
+.TP
 \fBcache_control\fR = "public, max-age=3600"
 Cache-Control sent with the files of a file, page or dir route.
 .TP
 \fBmethods\fR = ["GET"]
 Narrows the methods a route answers; GET implies HEAD.
 OPTIONS is always answered.
+.SS "[headers]"
+Headers on every response: \fBX-Frame-Options\fR = "DENY". Framing and representation headers cannot be set.
+.SS "[cors]"
+CORS for every route, as the route key \fBcors\fR.
+.SS "[auth.NAME]"
+\fBusers\fR = { alice = "$argon2id$..." }: argon2id hashes from \fBtws hash-password\fR, never passwords.
 .SS "[types]"
 Content types by file extension, overriding the built-in table: \fBmd\fR = "text/markdown; charset=utf-8".
 .SS "[errors]"

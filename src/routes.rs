@@ -4,8 +4,14 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use crate::http::{Method, Methods};
 use crate::path::Exposure;
+use crate::rules::auth::Realm;
+use crate::rules::cors::Cors;
+use crate::rules::headers::HeaderSet;
+use crate::rules::hosts::HostPattern;
 
 /// One `[[route]]` of routes.toml after validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +24,14 @@ pub struct Route {
     pub line: usize,
     /// Responses may be compressed on the fly (`compress = false` turns it off).
     pub compress: bool,
+    /// Host names the route answers for; empty: any host.
+    pub hosts: Vec<HostPattern>,
+    /// Extra headers on every response (the server's merged with the route's own).
+    pub headers: Option<Arc<HeaderSet>>,
+    /// Cross-origin reads allowed.
+    pub cors: Option<Arc<Cors>>,
+    /// The realm whose users may use the route.
+    pub auth: Option<Arc<Realm>>,
 }
 
 /// What a route serves.
@@ -28,6 +42,17 @@ pub enum Target {
     Page(FileSpec),
     Dir(DirSpec),
     Action(Action),
+    /// A redirect to a URL written in routes.toml.
+    Redirect(RedirectSpec),
+}
+
+/// Where a redirect route sends requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectSpec {
+    /// The target: a path on this site or an absolute `http(s)://` URL.
+    pub to: String,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
 }
 
 /// A single file.
@@ -60,6 +85,10 @@ pub struct DirSpec {
     /// Dotfiles and symlinks.
     pub exposure: Exposure,
     pub cache_control: Option<String>,
+    /// `/about` serves `about.html`, and `/about.html` redirects to `/about`.
+    pub clean_urls: bool,
+    /// Served (200) for a GET or HEAD that would otherwise be 404: an SPA's index.
+    pub fallback: Option<String>,
 }
 
 /// The built-in actions.
@@ -128,6 +157,7 @@ impl Target {
                 Methods::of(&[Method::Get, Method::Head])
             }
             Target::Action(action) => action.methods(),
+            Target::Redirect(_) => Methods::of(&Method::ALL[..7]),
         }
     }
 
@@ -159,6 +189,7 @@ impl fmt::Display for Target {
                 if spec.listing { "on" } else { "off" }
             ),
             Target::Action(action) => write!(f, "action {}", action.name()),
+            Target::Redirect(spec) => write!(f, "redirect {} {}", spec.status, spec.to),
         }
     }
 }

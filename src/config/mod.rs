@@ -2,6 +2,7 @@
 //! load; anything wrong is reported as one line naming the file, the line and the key.
 
 mod routes;
+mod rules;
 mod server;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,8 +14,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::routes::{DirSpec, Route, Target};
+use crate::rules::headers::HeaderSet;
+use crate::rules::hosts::HostPattern;
 use routes::{RawRoute, canonical_dir, content_types, error_pages, validate_route};
+use rules::SiteRules;
 use server::{RawServer, server_settings};
+use std::sync::Arc;
 
 pub use routes::{DEFAULT_INDEX, MAX_ERROR_PAGE_BYTES};
 pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, Timeouts, TlsSettings};
@@ -30,6 +35,8 @@ pub struct Config {
     pub types: HashMap<String, String>,
     /// Custom error pages (HTML) by status.
     pub error_pages: HashMap<u16, bytes::Bytes>,
+    /// Headers for responses no route made (`[headers]`, `--header`).
+    pub headers: Option<Arc<HeaderSet>>,
 }
 
 /// Values given on the command line; each one overrides the routes file.
@@ -48,6 +55,12 @@ pub struct Overrides {
     pub redirect_http: Option<u16>,
     pub no_compress: bool,
     pub compress_min_size: Option<u64>,
+    /// `--header "Name: value"`, repeatable.
+    pub headers: Vec<String>,
+    /// `--cors`: any origin may read responses.
+    pub cors: bool,
+    /// `--auth USER:PHC`, repeatable.
+    pub auth: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -61,6 +74,11 @@ struct RawFile {
     types: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
     errors: BTreeMap<Spanned<String>, PathBuf>,
+    #[serde(default)]
+    headers: BTreeMap<Spanned<String>, String>,
+    cors: Option<Spanned<rules::RawCors>>,
+    #[serde(default)]
+    auth: BTreeMap<Spanned<String>, Spanned<rules::RawRealm>>,
 }
 
 impl Config {
@@ -81,15 +99,16 @@ impl Config {
             _ => PathBuf::from("."),
         };
         let server = server_settings(raw.server, &base, overrides, &at)?;
+        let site = SiteRules::load(raw.headers, raw.cors, raw.auth, overrides, &at)?;
         let mut routes = Vec::with_capacity(raw.route.len());
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<(String, Vec<HostPattern>), usize> = HashMap::new();
         for spanned in raw.route {
             let line = at.line(spanned.span().start);
             let raw = spanned.into_inner();
             let path = raw.path.clone();
-            let route = validate_route(raw, &server.root, server.max_listing_entries)
+            let route = validate_route(raw, &server.root, server.max_listing_entries, &site)
                 .map_err(|e| anyhow!("{}:{line}: route \"{path}\": {e:#}", source.display()))?;
-            if let Some(first) = seen.insert(route.path.clone(), line) {
+            if let Some(first) = seen.insert((route.path.clone(), route.hosts.clone()), line) {
                 bail!(
                     "{}:{line}: route \"{}\" is already declared on line {first}",
                     source.display(),
@@ -106,6 +125,7 @@ impl Config {
             routes,
             types,
             error_pages,
+            headers: (!site.headers.is_empty()).then(|| Arc::new(site.headers)),
         })
     }
 
@@ -117,6 +137,11 @@ impl Config {
         };
         let server = server_settings(RawServer::default(), Path::new("."), overrides, &at)?;
         let folder = canonical_dir(&server.root).context("--root")?;
+        let site = SiteRules::load(BTreeMap::new(), None, BTreeMap::new(), overrides, &at)?;
+        let auth = (!overrides.auth.is_empty()).then(|| rules::FLAG_REALM.to_owned());
+        let rules = site
+            .for_route(None, None, auth, None)
+            .map_err(anyhow::Error::msg)?;
         let route = Route {
             path: "/".to_owned(),
             methods: Target::Dir(DirSpec::default()).default_methods(),
@@ -129,6 +154,10 @@ impl Config {
             }),
             line: 0,
             compress: true,
+            hosts: Vec::new(),
+            headers: rules.headers,
+            cors: rules.cors,
+            auth: rules.auth,
         };
         Ok(Config {
             source: None,
@@ -136,6 +165,7 @@ impl Config {
             routes: vec![route],
             types: HashMap::new(),
             error_pages: HashMap::new(),
+            headers: (!site.headers.is_empty()).then(|| Arc::new(site.headers)),
         })
     }
 

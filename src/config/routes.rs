@@ -10,10 +10,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Locator;
+use super::rules::{OneOrMany, RawCors, SiteRules};
 use crate::http::response::TEXT_HTML;
 use crate::http::{Method, Methods};
 use crate::path::{Exposure, Symlinks};
-use crate::routes::{Action, DirSpec, FileSpec, Route, Target};
+use crate::routes::{Action, DirSpec, FileSpec, RedirectSpec, Route, Target};
 
 pub const DEFAULT_INDEX: &str = "index.html";
 
@@ -38,14 +39,27 @@ pub(super) struct RawRoute {
     cache_control: Option<String>,
     max_listing_entries: Option<usize>,
     compress: Option<bool>,
+    redirect: Option<String>,
+    status: Option<u16>,
+    clean_urls: Option<bool>,
+    fallback: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    cors: Option<RawCors>,
+    auth: Option<String>,
+    host: Option<OneOrMany>,
 }
 
 /// Bounds of `max_listing_entries`.
 pub const LISTING_ENTRIES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
 
 /// Checks one route; `root` is the folder its paths are relative to, `page_size` the default
-/// of `max_listing_entries`.
-pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Result<Route> {
+/// of `max_listing_entries`, `rules` the site rules it may refer to.
+pub(super) fn validate_route(
+    raw: RawRoute,
+    root: &Path,
+    page_size: usize,
+    rules: &SiteRules,
+) -> Result<Route> {
     let fail = |message: String| anyhow!(message);
     check_route_path(&raw.path).map_err(|m| fail(m.to_owned()))?;
     let kinds: Vec<&str> = [
@@ -53,6 +67,7 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Re
         ("page", raw.page.is_some()),
         ("dir", raw.dir.is_some()),
         ("action", raw.action.is_some()),
+        ("redirect", raw.redirect.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, present)| present.then_some(k))
@@ -61,7 +76,7 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Re
         [one] => *one,
         [] => {
             return Err(fail(
-                "needs one of `file`, `page`, `dir` or `action`".into(),
+                "needs one of `file`, `page`, `dir`, `action` or `redirect`".into(),
             ));
         }
         many => {
@@ -71,7 +86,10 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Re
             )));
         }
     };
-    let misplaced: [(&str, bool, &[&str]); 8] = [
+    let misplaced: [(&str, bool, &[&str]); 11] = [
+        ("status", raw.status.is_some(), &["redirect"]),
+        ("clean_urls", raw.clean_urls.is_some(), &["dir"]),
+        ("fallback", raw.fallback.is_some(), &["dir"]),
         ("download", raw.download.is_some(), &["file"]),
         ("content_type", raw.content_type.is_some(), &["file"]),
         ("index", raw.index.is_some(), &["dir"]),
@@ -135,8 +153,13 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Re
             content_type: Some(TEXT_HTML.to_owned()),
             ..file_spec(root, raw.page.as_deref(), raw.cache_control)?
         }),
+        "redirect" => {
+            Target::Redirect(redirect_spec(raw.redirect.unwrap_or_default(), raw.status)?)
+        }
         "dir" => Target::Dir(DirSpec {
             folder: canonical_dir(&root.join(raw.dir.unwrap_or_default()))?,
+            clean_urls: raw.clean_urls.unwrap_or(false),
+            fallback: raw.fallback,
             index: raw.index.unwrap_or_else(|| DEFAULT_INDEX.to_owned()),
             listing: raw.listing.unwrap_or(false),
             max_listing_entries: raw.max_listing_entries.unwrap_or(page_size),
@@ -173,6 +196,20 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Re
     {
         return Err(fail("`index` must be a file name".into()));
     }
+    if let Target::Dir(spec) = &target
+        && let Some(fallback) = &spec.fallback
+    {
+        let ok = crate::path::normalize(&format!("/{fallback}"))
+            .is_ok_and(|p| p == format!("/{fallback}"))
+            && crate::path::resolve_in(&spec.folder, fallback, spec.exposure)
+                .is_ok_and(|p| p.is_file());
+        if !ok {
+            return Err(fail(format!(
+                "`fallback`: \"{fallback}\" is not a file inside {}",
+                spec.folder.display()
+            )));
+        }
+    }
     let supported = target.default_methods();
     let methods = match raw.methods {
         None => supported,
@@ -195,13 +232,39 @@ pub(super) fn validate_route(raw: RawRoute, root: &Path, page_size: usize) -> Re
             set
         }
     };
+    let rules = rules
+        .for_route(raw.headers, raw.cors, raw.auth, raw.host)
+        .map_err(fail)?;
     Ok(Route {
         path: raw.path,
         methods,
         target,
         line: 0,
         compress: raw.compress.unwrap_or(true),
+        hosts: rules.hosts,
+        headers: rules.headers,
+        cors: rules.cors,
+        auth: rules.auth,
     })
+}
+
+/// `redirect = "..."` with `status`: a path on this site or an absolute http(s) URL, written
+/// as it will be sent.
+fn redirect_spec(to: String, status: Option<u16>) -> Result<RedirectSpec> {
+    let status = status.unwrap_or(308);
+    if ![301, 302, 303, 307, 308].contains(&status) {
+        bail!("`status` must be 301, 302, 303, 307 or 308");
+    }
+    let absolute = to.starts_with("https://") || to.starts_with("http://");
+    let valid = (to.starts_with('/') && !to.starts_with("//") || absolute)
+        && !to.is_empty()
+        && to.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        bail!(
+            "`redirect` must be a path such as \"/new\" or a URL such as \"https://example.com/\" (printable ASCII, no spaces)"
+        );
+    }
+    Ok(RedirectSpec { to, status })
 }
 
 /// A route path is absolute and already normalised; an action's may end in `{id}`.

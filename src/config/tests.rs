@@ -110,7 +110,7 @@ fn each_mistake_names_file_line_and_key() {
         ),
         (
             route("path = \"/\""),
-            "routes.toml:4: route \"/\": needs one of `file`, `page`, `dir` or `action`",
+            "routes.toml:4: route \"/\": needs one of `file`, `page`, `dir`, `action` or `redirect`",
         ),
         (
             route("path = \"/\"\npage = \"index.html\"\nfile = \"a.png\""),
@@ -176,6 +176,66 @@ fn each_mistake_names_file_line_and_key() {
         (
             "[server.limits]\nmax_body_memory = 1000\n".into(),
             "routes.toml:2: [server.limits] max_body_memory must be between 1048576 and",
+        ),
+        (
+            route("path = \"/x\"\nredirect = \"/y\"\nstatus = 200"),
+            "`status` must be 301, 302, 303, 307 or 308",
+        ),
+        (
+            route("path = \"/x\"\nredirect = \"javascript:alert(1)\""),
+            "`redirect` must be a path",
+        ),
+        (
+            route("path = \"/x\"\nredirect = \"//evil.example/\""),
+            "`redirect` must be a path",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nstatus = 301"),
+            "key `status` only applies to redirect routes",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nclean_urls = true"),
+            "key `clean_urls` only applies to dir routes",
+        ),
+        (
+            route("path = \"/x\"\ndir = \"sub\"\nfallback = \"missing.html\""),
+            "`fallback`: \"missing.html\" is not a file",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nheaders = { \"X-A\" = \"a\\r\\nb\" }"),
+            "routes.toml:4: route \"/x\": `headers`: header X-A: the value holds CR, LF or NUL",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nheaders = { \"Content-Length\" = \"1\" }"),
+            "header Content-Length cannot be set here",
+        ),
+        (
+            "[headers]\n\"Bad Name\" = \"x\"\n".into(),
+            "routes.toml:2: [headers] header name \"Bad Name\" is not a token",
+        ),
+        (
+            route(
+                "path = \"/x\"\npage = \"index.html\"\ncors = { origins = \"*\", credentials = true }",
+            ),
+            "credentials = true cannot go with origins = \"*\"",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nauth = \"staff\""),
+            "`auth`: no realm \"staff\"",
+        ),
+        (
+            "[auth.staff]\nusers = { alice = \"hunter2\" }\n".into(),
+            "[auth.staff] user alice: the password must be an argon2id hash",
+        ),
+        (
+            route("path = \"/x\"\npage = \"index.html\"\nhost = \"bad host\""),
+            "`host`: host \"bad host\" must be a host name",
+        ),
+        (
+            route(
+                "path = \"/\"\npage = \"index.html\"\nhost = \"a.example\"\n\n[[route]]\npath = \"/\"\nfile = \"a.png\"\nhost = \"a.example\"",
+            ),
+            "routes.toml:9: route \"/\" is already declared on line 4",
         ),
         (
             "[server.compression]\nencodings = [\"br\", \"lzma\"]\n".into(),

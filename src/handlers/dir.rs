@@ -21,22 +21,79 @@ pub enum Served {
 }
 
 /// Serves `rest` (the normalised path below the mount point) from `spec.folder`.
-/// `path` is the whole normalised request path, used for redirects and listing titles.
+/// `path` is the whole normalised request path, used for redirects and listing titles;
+/// `query` carries over into redirects. What would be a 404 becomes the route's fallback
+/// file when it has one (an SPA's index), with its own validators.
 pub fn serve(
     spec: &DirSpec,
     path: &str,
     rest: &str,
+    query: Option<&str>,
     types: &ContentTypes,
     listings: &Listings,
     compression: Option<&Settings>,
 ) -> Result<Served, HttpError> {
-    let target = resolve_in(&spec.folder, rest, spec.exposure)?;
     let options = FileOptions {
         cache_control: spec.cache_control.as_deref(),
         compression,
         ..FileOptions::default()
     };
     let open = |rel: &str| FileSet::open(&spec.folder, rel, spec.exposure, types, options);
+    match find(spec, path, rest, query, &open, listings, compression) {
+        Err(HttpError::NotFound) => match &spec.fallback {
+            Some(fallback) => {
+                let mut set = open(fallback)?;
+                // Should a real file appear at this path, it wins at once.
+                set.watch_missing(spec.folder.join(rest));
+                Ok(Served::File(set))
+            }
+            None => Err(HttpError::NotFound),
+        },
+        found => found,
+    }
+}
+
+fn find(
+    spec: &DirSpec,
+    path: &str,
+    rest: &str,
+    query: Option<&str>,
+    open: &dyn Fn(&str) -> Result<FileSet, HttpError>,
+    listings: &Listings,
+    compression: Option<&Settings>,
+) -> Result<Served, HttpError> {
+    let is_file =
+        |rel: &str| resolve_in(&spec.folder, rel, spec.exposure).is_ok_and(|p| p.is_file());
+    // Clean URLs: `/about.html` moves to `/about` for good.
+    if spec.clean_urls
+        && let Some(stem) = rest.strip_suffix(".html")
+        && !stem.is_empty()
+        && !stem.ends_with('/')
+        && is_file(rest)
+    {
+        let mut location = listing::encode_path(&path[..path.len() - ".html".len()]);
+        if let Some(query) = query {
+            location.push('?');
+            location.push_str(query);
+        }
+        return Ok(Served::Other(
+            Response::empty(308).header("Location", location),
+        ));
+    }
+    let target = match resolve_in(&spec.folder, rest, spec.exposure) {
+        Ok(target) => target,
+        // Clean URLs: `/about` is `about.html`.
+        Err(HttpError::NotFound) if spec.clean_urls && !rest.is_empty() && !rest.ends_with('/') => {
+            let html = format!("{rest}.html");
+            if !is_file(&html) {
+                return Err(HttpError::NotFound);
+            }
+            let mut set = open(&html)?;
+            set.watch_missing(spec.folder.join(rest));
+            return Ok(Served::File(set));
+        }
+        Err(e) => return Err(e),
+    };
     if !target.is_dir() {
         return open(rest).map(Served::File);
     }
@@ -48,7 +105,7 @@ pub fn serve(
         ));
     }
     let index = format!("{rest}{}", spec.index);
-    if resolve_in(&spec.folder, &index, spec.exposure).is_ok_and(|p| p.is_file()) {
+    if is_file(&index) {
         return open(&index).map(Served::File);
     }
     if spec.listing {

@@ -199,6 +199,13 @@ impl FileSet {
         })
     }
 
+    /// Also turns stale when `path` (missing now) appears: a set served in place of a file
+    /// that did not exist (a clean URL, a fallback) gives way to it.
+    pub fn watch_missing(&mut self, path: PathBuf) {
+        let stamp = Stamp::of_path(&path);
+        self.probes.push((path, stamp));
+    }
+
     /// True while every file (and every missing variant) is as it was when opened.
     pub fn is_current(&self) -> bool {
         self.reps

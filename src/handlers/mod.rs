@@ -6,9 +6,13 @@ pub mod dir;
 pub mod file;
 pub mod listing;
 pub mod redirect;
+pub mod site;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use std::net::IpAddr;
+use std::time::Instant;
 
 use crate::actions::{self, UserStore};
 use crate::compress::{self, Settings};
@@ -18,6 +22,9 @@ use crate::http::{HttpError, Method, Methods, Request};
 use crate::path::{self, Exposure, Symlinks};
 use crate::router::{Found, Router};
 use crate::routes::{Route, Target};
+use crate::rules::auth::{self, Check, Credentials};
+use crate::rules::headers::HeaderSet;
+use crate::rules::hosts::request_host;
 use file::{ContentTypes, FileOptions, FileSet};
 use listing::{Listing, Listings};
 
@@ -31,13 +38,15 @@ pub struct App {
     listings: Listings,
     /// Compression on the fly, when on.
     compression: Option<Settings>,
+    /// Headers on responses no route made (`[headers]`).
+    headers: Option<Arc<HeaderSet>>,
 }
 
 /// What to do with a request whose head has been read.
 #[derive(Debug)]
 pub enum Dispatch {
-    /// Answer at once: an error, a redirect, or OPTIONS.
-    Answer(Response),
+    /// Answer at once: an error, a redirect, or OPTIONS; with the route it belongs to, if any.
+    Answer(Response, Option<usize>),
     /// Read the body (if any), then run the route with `App::handle`.
     Run(Routed),
 }
@@ -46,16 +55,36 @@ pub enum Dispatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
     index: usize,
-    /// The normalised request path.
-    path: String,
+    /// The route's index, a NUL, then the normalised request path: the key of what a loop
+    /// caches for it (routes of different hosts may share a path).
+    key: String,
+    /// Where the path starts in `key`.
+    path_at: usize,
     /// The `{id}` value, or the path inside a `dir` route.
     rest: String,
+    /// Credentials to verify (on a worker) before anything else, and who sent them.
+    verify: Option<Box<(Credentials, IpAddr)>>,
 }
 
 impl Routed {
-    /// The normalised request path: the key of cached file sets.
+    /// The normalised request path.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.key[self.path_at..]
+    }
+
+    /// What a loop keeps its answer under: route and path.
+    pub fn cache_key(&self) -> &str {
+        &self.key
+    }
+
+    /// The route's index in the table it was found in.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// True when its credentials must be verified on a worker first (no cached answer).
+    pub fn needs_verification(&self) -> bool {
+        self.verify.is_some()
     }
 }
 
@@ -153,6 +182,7 @@ impl App {
             error_pages: HashMap::new(),
             listings: Listings::default(),
             compression: None,
+            headers: None,
         }
     }
 
@@ -162,6 +192,7 @@ impl App {
             types: ContentTypes::new(config.types.clone()),
             error_pages: config.error_pages.clone(),
             compression: Some(config.server.compression.clone()).filter(|c| c.enabled),
+            headers: config.headers.clone(),
             ..App::new(config.routes.clone(), users)
         }
     }
@@ -170,20 +201,30 @@ impl App {
         self.router.routes()
     }
 
-    /// Decides what a request needs, from its head alone: cheap and free of I/O.
-    pub fn route(&self, req: &Request) -> Dispatch {
+    /// Decides what a request from `peer` needs, from its head alone: cheap and free of I/O.
+    /// Host, then route, then a CORS preflight (which carries no credentials), then auth,
+    /// then the method, then a redirect; what is left runs the route's handler.
+    pub fn route(&self, req: &Request, peer: IpAddr) -> Dispatch {
         if req.target() == "*" {
             let all = self.routes().iter().fold(Methods::NONE, |set, r| {
                 r.methods.iter().fold(set, |set, m| set.with(m))
             });
-            return Dispatch::Answer(Response::empty(204).header("Allow", all.allow_header()));
+            let response = Response::empty(204).header("Allow", all.allow_header());
+            return Dispatch::Answer(response, None);
         }
         let path = match path::normalize(req.path()) {
             Ok(path) => path,
-            Err(e) => return Dispatch::Answer(self.error(e, ErrorFormat::Text)),
+            Err(e) => return Dispatch::Answer(self.error(e, ErrorFormat::Text), None),
         };
-        match self.router.find(&path) {
-            Found::NotFound => Dispatch::Answer(self.error(HttpError::NotFound, ErrorFormat::Text)),
+        let host = if self.router.has_hosts() {
+            request_host(req)
+        } else {
+            None
+        };
+        let (index, route, rest) = match self.router.find(host.as_deref(), &path) {
+            Found::NotFound => {
+                return Dispatch::Answer(self.error(HttpError::NotFound, ErrorFormat::Text), None);
+            }
             Found::AddSlash(_) => {
                 let mut location = listing::encode_path(&path);
                 location.push('/');
@@ -191,22 +232,52 @@ impl App {
                     location.push('?');
                     location.push_str(query);
                 }
-                Dispatch::Answer(Response::empty(301).header("Location", location))
+                return Dispatch::Answer(Response::empty(301).header("Location", location), None);
             }
-            Found::Route { index, route, rest } => {
-                let format = error_format(route);
-                if req.method == Method::Options {
-                    let allow = route.methods.allow_header();
-                    return Dispatch::Answer(Response::empty(204).header("Allow", allow));
-                }
-                if !route.methods.contains(req.method) {
-                    let err = HttpError::MethodNotAllowed(route.methods);
-                    return Dispatch::Answer(self.error(err, format));
-                }
-                let rest = rest.to_owned();
-                Dispatch::Run(Routed { index, path, rest })
+            Found::Route { index, route, rest } => (index, route, rest),
+        };
+        let answer = |response| Dispatch::Answer(response, Some(index));
+        let format = error_format(route);
+        if let Some(preflight) = route
+            .cors
+            .as_ref()
+            .and_then(|cors| cors.preflight(req, route.methods))
+        {
+            return answer(preflight);
+        }
+        let mut verify = None;
+        if let Some(realm) = &route.auth {
+            match auth::guard().check(realm, req, peer, Instant::now()) {
+                Check::Allowed => {}
+                Check::Challenge => return answer(site::challenge(realm, format)),
+                Check::Locked => return answer(site::locked(format)),
+                Check::Verify(credentials) => verify = Some(Box::new((credentials, peer))),
             }
         }
+        if req.method == Method::Options {
+            let allow = route.methods.allow_header();
+            return answer(Response::empty(204).header("Allow", allow));
+        }
+        if !route.methods.contains(req.method) {
+            let err = HttpError::MethodNotAllowed(route.methods);
+            return answer(self.error(err, format));
+        }
+        if let Target::Redirect(spec) = &route.target
+            && verify.is_none()
+        {
+            return answer(site::redirect(spec, rest, req));
+        }
+        let rest = rest.to_owned();
+        let mut key = format!("{index}\0");
+        let path_at = key.len();
+        key.push_str(&path);
+        Dispatch::Run(Routed {
+            index,
+            key,
+            path_at,
+            rest,
+            verify,
+        })
     }
 
     /// Compression settings for a route's responses, unless off for it or everywhere.
@@ -226,7 +297,17 @@ impl App {
     /// Blocking work happens here, on a worker thread.
     pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8], reply: Reply) {
         let route = self.router.route(routed.index);
+        if let (Some(realm), Some(verify)) = (&route.auth, &routed.verify) {
+            let (credentials, peer) = &**verify;
+            if !auth::guard().verify(realm, credentials, *peer) {
+                let format = error_format(route);
+                return reply.send(site::challenge(realm, format));
+            }
+        }
         let result = match &route.target {
+            Target::Redirect(spec) => {
+                return reply.send(site::redirect(spec, &routed.rest, req));
+            }
             Target::File(spec) | Target::Page(spec) => {
                 let options = FileOptions {
                     content_type: spec.content_type.as_deref(),
@@ -243,8 +324,9 @@ impl App {
             }
             Target::Dir(spec) => dir::serve(
                 spec,
-                &routed.path,
+                routed.path(),
                 &routed.rest,
+                req.query(),
                 &self.types,
                 &self.listings,
                 self.compression_for(route),

@@ -9,6 +9,8 @@ pub enum HttpError {
     BadRequest(&'static str),
     /// A well-formed request the server refuses to act on (e.g. a path escaping the root).
     Forbidden(&'static str),
+    /// Credentials are missing or wrong (the caller adds the challenge).
+    Unauthorized(&'static str),
     NotFound,
     MethodNotAllowed(Methods),
     /// The client refuses every content coding on offer, identity included.
@@ -22,6 +24,7 @@ pub enum HttpError {
     /// No requested range overlaps the representation, whose length is given.
     RangeNotSatisfiable(u64),
     ExpectationFailed,
+    TooManyRequests(&'static str),
     /// Syntactically valid content that fails validation.
     Unprocessable(&'static str),
     HeaderFieldsTooLarge(&'static str),
@@ -37,6 +40,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(why) => (400, why),
             HttpError::Forbidden(why) => (403, why),
+            HttpError::Unauthorized(why) => (401, why),
             HttpError::NotFound => (404, "no such resource"),
             HttpError::MethodNotAllowed(_) => (405, "method not allowed on this path"),
             HttpError::NotAcceptable => (
@@ -50,6 +54,7 @@ impl HttpError {
             HttpError::UnsupportedMediaType(why) => (415, why),
             HttpError::RangeNotSatisfiable(_) => (416, "no requested range overlaps the file"),
             HttpError::ExpectationFailed => (417, "only the 100-continue expectation is supported"),
+            HttpError::TooManyRequests(why) => (429, why),
             HttpError::Unprocessable(why) => (422, why),
             HttpError::HeaderFieldsTooLarge(why) => (431, why),
             HttpError::Internal(why) => (500, why),
@@ -95,6 +100,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         416 => "Range Not Satisfiable",
         406 => "Not Acceptable",
         417 => "Expectation Failed",
+        429 => "Too Many Requests",
         422 => "Unprocessable Content",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -114,6 +120,7 @@ mod tests {
         let all = [
             HttpError::BadRequest("x"),
             HttpError::Forbidden("x"),
+            HttpError::Unauthorized("x"),
             HttpError::NotFound,
             HttpError::MethodNotAllowed(Methods::NONE),
             HttpError::NotAcceptable,
@@ -124,6 +131,7 @@ mod tests {
             HttpError::UnsupportedMediaType("x"),
             HttpError::RangeNotSatisfiable(1),
             HttpError::ExpectationFailed,
+            HttpError::TooManyRequests("x"),
             HttpError::Unprocessable("x"),
             HttpError::HeaderFieldsTooLarge("x"),
             HttpError::Internal("x"),

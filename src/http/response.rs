@@ -110,6 +110,10 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     /// Header lines serialised once by `header_block` and reused (cached files).
     pub fixed: Option<Arc<[u8]>>,
+    /// Header lines the site declares (routes.toml `headers`), serialised once.
+    pub extra: Option<Arc<[u8]>>,
+    /// The declared headers carry their own `Server`.
+    pub omit_server: bool,
     pub body: Body,
 }
 
@@ -131,6 +135,8 @@ impl Response {
             content_type: content_type.into(),
             headers: Vec::new(),
             fixed: None,
+            extra: None,
+            omit_server: false,
             body,
         }
     }
@@ -191,10 +197,13 @@ pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>)
     // Writing into a Vec cannot fail.
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: {SERVER}\r\n",
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\n",
         reason_phrase(status),
         ctx.date
     );
+    if !response.omit_server {
+        let _ = write!(out, "Server: {SERVER}\r\n");
+    }
     // RFC 9110 section 8.6: no Content-Length in 1xx and 204 responses; 304 carries none either.
     // A body made as it is sent goes chunked on HTTP/1.1, and until the close on HTTP/1.0.
     if !matches!(status, 100..=199 | 204 | 304) {
@@ -214,6 +223,9 @@ pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>)
     }
     if let Some(fixed) = &response.fixed {
         out.extend_from_slice(fixed);
+    }
+    if let Some(extra) = &response.extra {
+        out.extend_from_slice(extra);
     }
     if !ctx.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");

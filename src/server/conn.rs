@@ -87,6 +87,8 @@ pub struct Conn {
     pub hangup: bool,
     /// The send buffer was sized for the path (before the first file was streamed).
     send_buffer_sized: bool,
+    /// The route (with the routes generation it belongs to) the request being answered matched.
+    pub route: Option<(u64, usize)>,
 }
 
 /// The outcome of a read.
@@ -131,6 +133,7 @@ impl Conn {
             awaiting_budget: false,
             hangup: false,
             send_buffer_sized: false,
+            route: None,
         }
     }
 

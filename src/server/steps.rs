@@ -109,12 +109,18 @@ impl EventLoop {
     }
 
     fn on_head(&mut self, key: usize, req: Request) -> Next {
-        let dispatch = match self.conns[key].role {
-            Role::Site => self.app.route(&req),
-            Role::RedirectToHttps(port) => Dispatch::Answer(redirect::to_https(&req, port)),
+        let conn = &mut self.conns[key];
+        let dispatch = match conn.role {
+            Role::Site => self.app.route(&req, conn.peer.ip()),
+            Role::RedirectToHttps(port) => Dispatch::Answer(redirect::to_https(&req, port), None),
         };
+        let route = match &dispatch {
+            Dispatch::Answer(_, route) => *route,
+            Dispatch::Run(routed) => Some(routed.index()),
+        };
+        conn.route = route.map(|index| (self.generation, index));
         let routed = match dispatch {
-            Dispatch::Answer(response) => {
+            Dispatch::Answer(response, _) => {
                 // An unread body would be taken for the next request: close instead.
                 let keep_alive = req.keep_alive && req.framing == Framing::None;
                 self.respond(key, Some(&req), response, keep_alive);
@@ -149,10 +155,13 @@ impl EventLoop {
     /// Answers a routed request: from the loop's cache when it can; otherwise on a worker, or,
     /// when a worker is already answering the same path, by waiting for that answer.
     fn answer(&mut self, key: usize, req: Request, routed: Routed, body: Vec<u8>) -> Next {
-        if !self.app.serves_files(&routed) || req.framing != Framing::None {
+        if !self.app.serves_files(&routed)
+            || req.framing != Framing::None
+            || routed.needs_verification()
+        {
             return self.dispatch(key, req, routed, body, None);
         }
-        match self.cache.lookup(routed.path(), self.now) {
+        match self.cache.lookup(routed.cache_key(), self.now) {
             Lookup::Hit(source) => match source.try_respond(&req) {
                 Some(result) => {
                     self.respond_with(key, req, &routed, result);
@@ -162,13 +171,13 @@ impl EventLoop {
             },
             Lookup::Pending => {
                 let conn = &mut self.conns[key];
-                self.cache.park(routed.path(), key, conn.id);
+                self.cache.park(routed.cache_key(), key, conn.id);
                 conn.state = State::Parked { req, routed };
                 Next::Wait
             }
             Lookup::Miss => {
-                self.cache.begin(routed.path());
-                let cache_key = Some(routed.path().into());
+                self.cache.begin(routed.cache_key());
+                let cache_key = Some(routed.cache_key().into());
                 self.dispatch(key, req, routed, body, cache_key)
             }
         }
@@ -372,6 +381,14 @@ impl EventLoop {
             && !(response.body.is_stream() && version == Version::Http10);
         self.release_body(key);
         let conn = &mut self.conns[key];
+        // The route's declared and CORS headers (or the server's), on every answer.
+        let route = conn
+            .route
+            .take()
+            .filter(|(generation, _)| *generation == self.generation)
+            .map(|(_, index)| index);
+        let mut response = response;
+        self.app.decorate(route, req, &mut response);
         let head_only = req.is_some_and(Request::is_head);
         let ctx = HeadContext {
             date: self.date.now(),

@@ -298,7 +298,7 @@ md = "text/markdown; charset=utf-8"
 fn a_file_set_answers_again_until_its_file_changes() {
     let site = site("set-reuse");
     let req = request("GET /digits HTTP/1.1\r\nHost: t\r\n\r\n");
-    let Dispatch::Run(routed) = site.app.route(&req) else {
+    let Dispatch::Run(routed) = site.app.route(&req, PEER) else {
         panic!()
     };
     let (first, set) = handle(&site.app, &req, &routed, b"");
@@ -328,7 +328,7 @@ fn a_file_set_answers_again_until_its_file_changes() {
 fn a_listing_is_reused_only_while_its_folder_is_unchanged() {
     let site = site("listing-reuse");
     let req = request("GET /files/ HTTP/1.1\r\nHost: t\r\n\r\n");
-    let Dispatch::Run(routed) = site.app.route(&req) else {
+    let Dispatch::Run(routed) = site.app.route(&req, PEER) else {
         panic!()
     };
     let (first, kept) = handle(&site.app, &req, &routed, b"");

@@ -12,6 +12,9 @@ use crate::http::Body;
 use crate::http::request::{Parse, parse_head};
 use crate::http::response::Content;
 
+/// The address handler tests pretend to be.
+const PEER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 struct Site {
     dir: PathBuf,
     app: App,
@@ -104,8 +107,8 @@ fn exchange(
 ) -> (Response, Vec<u8>) {
     let raw = format!("{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n");
     let req = request(&raw);
-    let mut response = match app.route(&req) {
-        Dispatch::Answer(r) => r,
+    let mut response = match app.route(&req, PEER) {
+        Dispatch::Answer(r, _) => r,
         Dispatch::Run(routed) => handle(app, &req, &routed, body.as_bytes()).0,
     };
     let bytes = body_bytes(std::mem::replace(&mut response.body, Body::Empty));
