@@ -11,8 +11,8 @@ pub struct Banner<'a> {
     pub addr: SocketAddr,
     pub routes: usize,
     pub root: &'a Path,
-    /// The data folder, when an action keeps data there.
-    pub data: Option<&'a Path>,
+    /// The database file, when collections keep data there.
+    pub data: Option<String>,
     pub max_connections: usize,
     pub fd_limit: usize,
     /// The routes file, and whether it is watched for changes.
@@ -65,8 +65,8 @@ impl Banner<'_> {
             text.push('\n');
         }
         text.push_str(&format!("  root {}", self.root.display()));
-        if let Some(data) = self.data {
-            text.push_str(&format!(", data {}", data.display()));
+        if let Some(data) = &self.data {
+            text.push_str(&format!(", data {data}"));
         }
         text.push_str(&format!(
             "\n  up to {} connections (open file limit {})\n",
@@ -139,7 +139,7 @@ mod tests {
             addr: addr.parse().unwrap(),
             routes: 3,
             root: Path::new("site"),
-            data: Some(Path::new("data")),
+            data: Some("data/tws.db".into()),
             max_connections: 100,
             fd_limit: 1024,
             source: Some((Path::new("routes.toml"), true)),
@@ -158,7 +158,7 @@ mod tests {
                 env!("CARGO_PKG_VERSION")
             )
         );
-        assert!(text.contains("root site, data data"));
+        assert!(text.contains("root site, data data/tws.db"));
         assert!(text.contains("up to 100 connections"));
         assert!(text.contains("routes.toml is reloaded when it changes"));
         assert_eq!(

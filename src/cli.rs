@@ -50,7 +50,7 @@ pub struct Cli {
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
 
-    /// Folder where actions keep their data [default: data, next to the routes file]
+    /// Folder of the database collections keep their records in [default: data, next to the routes file]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 

@@ -1,9 +1,10 @@
 //! tws: a small, fast, trustworthy HTTP/1.1 web server driven by a TOML routes file.
 //!
-//! `run` is the whole program: load and validate the configuration, open the user store when an
-//! action needs it, bind, announce the URL, and serve.
+//! `run` is the whole program: load and validate the configuration, open the database when a
+//! collection needs it, bind, announce the URL, and serve.
 
 pub mod actions;
+pub mod api;
 pub mod banner;
 pub mod cli;
 pub mod compress;
@@ -27,7 +28,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use actions::{JsonlStore, UserStore};
+use api::sqlite::SqliteStore;
+use api::store::Store;
 use banner::{Banner, TlsNote};
 use cli::{Cli, LogFormat};
 use config::Config;
@@ -72,16 +74,15 @@ fn run_inner(cli: &Cli) -> Result<()> {
         return Ok(());
     }
     warn_about_plain_passwords(&config);
-    let users: Option<Arc<dyn UserStore>> = if config.uses_store() {
-        Some(Arc::new(JsonlStore::open(
-            &config.server.data,
-            config.server.fsync,
-        )?))
+    let store: Option<Arc<dyn Store>> = if config.uses_store() {
+        let store = SqliteStore::open(&config.server.data, config.server.fsync)?;
+        store.prepare(&config.collections)?;
+        Some(Arc::new(store))
     } else {
         None
     };
     actions::health::mark_start();
-    let app = App::from_config(&config, users.clone());
+    let app = App::from_config(&config, store.clone());
     let live = Arc::new(Live::new(app, config.server.clone()));
     let log_format = cli.log_format(config.server.access_log.is_some());
     let access_sink = match (log_format, &config.server.access_log) {
@@ -124,7 +125,7 @@ fn run_inner(cli: &Cli) -> Result<()> {
         addr: server.local_addr(),
         routes: config.routes.len(),
         root: &config.server.root,
-        data: users.as_ref().map(|_| config.server.data.as_path()),
+        data: store.as_ref().map(|s| s.location()),
         max_connections: server.max_connections(),
         fd_limit: server.fd_limit(),
         source: config.source.as_deref().map(|p| (p, watch)),
@@ -142,7 +143,7 @@ fn run_inner(cli: &Cli) -> Result<()> {
     drop(out);
     let cert_files = tls.as_ref().is_some_and(|t| t.files.is_some());
     let reloader = (config.source.is_some() || cert_files).then(|| {
-        let reloader = Reloader::new(config.source.clone(), read, overrides, live, users);
+        let reloader = Reloader::new(config.source.clone(), read, overrides, live, store);
         match tls {
             Some(tls) if cert_files => reloader.with_certificate(tls),
             _ => reloader,

@@ -10,7 +10,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::actions::{JsonlStore, UserStore};
+use crate::api::sqlite::SqliteStore;
+use crate::api::store::Store;
 use crate::config::{self, Config, Overrides};
 use crate::handlers::App;
 use crate::tls::{PairStamps, Tls};
@@ -88,7 +89,7 @@ pub struct Reloader {
     certs: Option<(Arc<Tls>, PairStamps)>,
     overrides: Overrides,
     live: Arc<Live>,
-    users: Option<Arc<dyn UserStore>>,
+    store: Option<Arc<dyn Store>>,
     /// Most connections the descriptor limit allows: a reload cannot raise the cap past it.
     capacity: usize,
     on_change: Option<OnChange>,
@@ -105,7 +106,7 @@ impl Reloader {
         read: Option<FileStamp>,
         overrides: Overrides,
         live: Arc<Live>,
-        users: Option<Arc<dyn UserStore>>,
+        store: Option<Arc<dyn Store>>,
     ) -> Reloader {
         let (trigger_tx, trigger_rx) = channel();
         Reloader {
@@ -113,7 +114,7 @@ impl Reloader {
             certs: None,
             overrides,
             live,
-            users,
+            store,
             capacity: usize::MAX,
             on_change: None,
             trigger_tx,
@@ -203,15 +204,20 @@ impl Reloader {
                 "tws: warning: {shown}: a change of [server] {key} needs a restart; keeping the running value"
             );
         }
-        if config.uses_store() && self.users.is_none() {
-            match JsonlStore::open(&old.server.data, old.server.fsync) {
-                Ok(store) => self.users = Some(Arc::new(store)),
-                Err(e) => {
-                    crate::report!(
-                        "tws: reload of {shown} refused, still serving the previous routes: {e:#}"
-                    );
-                    return false;
-                }
+        if config.uses_store() {
+            let prepared = match &self.store {
+                Some(store) => store.prepare(&config.collections),
+                None => SqliteStore::open(&old.server.data, old.server.fsync).and_then(|store| {
+                    store.prepare(&config.collections)?;
+                    self.store = Some(Arc::new(store));
+                    Ok(())
+                }),
+            };
+            if let Err(e) = prepared {
+                crate::report!(
+                    "tws: reload of {shown} refused, still serving the previous routes: {e:#}"
+                );
+                return false;
             }
         }
         let mut server = config.server.clone();
@@ -228,7 +234,7 @@ impl Reloader {
         if let Some(f) = &self.on_change {
             f(&server);
         }
-        let app = App::from_config(&config, self.users.clone());
+        let app = App::from_config(&config, self.store.clone());
         let routes = config.routes.len();
         self.live.replace(Snapshot {
             app: Arc::new(app),

@@ -191,8 +191,8 @@ mod tests {
     fn finds_exact_param_and_prefix_routes() {
         let router = Router::new(vec![
             route("/", file()),
-            route("/users", Target::Action(Action::ListUsers)),
-            route("/users/{id}", Target::Action(Action::GetUser)),
+            route("/users", Target::Action(Action::Health)),
+            route("/users/{id}", Target::Action(Action::Health)),
             route("/static", dir()),
             route("/static/deep", dir()),
         ]);

@@ -42,6 +42,8 @@ pub enum Target {
     Page(FileSpec),
     Dir(DirSpec),
     Action(Action),
+    /// A declared collection's list or records.
+    Collection(crate::api::Endpoint),
     /// A redirect to a URL written in routes.toml.
     Redirect(RedirectSpec),
 }
@@ -91,29 +93,19 @@ pub struct DirSpec {
     pub fallback: Option<String>,
 }
 
-/// The built-in actions.
+/// The built-in actions. (The old user actions, `create_user`, `list_users` and `get_user`,
+/// are routes onto the `users` collection: see `config`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    CreateUser,
-    ListUsers,
-    GetUser,
     /// Liveness: uptime and version.
     Health,
 }
 
 impl Action {
-    const ALL: [Action; 4] = [
-        Action::CreateUser,
-        Action::ListUsers,
-        Action::GetUser,
-        Action::Health,
-    ];
+    const ALL: [Action; 1] = [Action::Health];
 
     pub fn name(self) -> &'static str {
         match self {
-            Action::CreateUser => "create_user",
-            Action::ListUsers => "list_users",
-            Action::GetUser => "get_user",
             Action::Health => "health",
         }
     }
@@ -126,25 +118,9 @@ impl Action {
         Action::ALL.iter().map(|a| a.name()).collect()
     }
 
-    /// True for actions that keep users, and so need the store.
-    pub fn uses_store(self) -> bool {
-        matches!(
-            self,
-            Action::CreateUser | Action::ListUsers | Action::GetUser
-        )
-    }
-
-    /// True for actions addressed by an `{id}` segment at the end of their path.
-    pub fn takes_id(self) -> bool {
-        self == Action::GetUser
-    }
-
     fn methods(self) -> Methods {
         match self {
-            Action::CreateUser => Methods::of(&[Method::Post]),
-            Action::ListUsers | Action::GetUser | Action::Health => {
-                Methods::of(&[Method::Get, Method::Head])
-            }
+            Action::Health => Methods::of(&[Method::Get, Method::Head]),
         }
     }
 }
@@ -157,13 +133,14 @@ impl Target {
                 Methods::of(&[Method::Get, Method::Head])
             }
             Target::Action(action) => action.methods(),
+            Target::Collection(endpoint) => endpoint.methods(),
             Target::Redirect(_) => Methods::of(&Method::ALL[..7]),
         }
     }
 
     /// True when errors on this target are answered in JSON.
     pub fn speaks_json(&self) -> bool {
-        matches!(self, Target::Action(_))
+        matches!(self, Target::Action(_) | Target::Collection(_))
     }
 }
 
@@ -189,6 +166,10 @@ impl fmt::Display for Target {
                 if spec.listing { "on" } else { "off" }
             ),
             Target::Action(action) => write!(f, "action {}", action.name()),
+            Target::Collection(endpoint) => {
+                let part = if endpoint.item { "records" } else { "list" };
+                write!(f, "collection {} ({part})", endpoint.collection.name)
+            }
             Target::Redirect(spec) => write!(f, "redirect {} {}", spec.status, spec.to),
         }
     }

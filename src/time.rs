@@ -1,121 +1,132 @@
-//! Calendar formatting for timestamps tws writes itself: RFC 3339 (user records, JSON logs and
-//! listings) and the Common Log Format clock. HTTP dates use the `httpdate` crate.
+//! Timestamps tws writes and reads itself, through the `time` crate: RFC 3339 (records, JSON
+//! logs, listings, certificate warnings) and the Common Log Format clock. HTTP dates use the
+//! `httpdate` crate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-/// A UTC calendar time, to the second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+/// `25/Nov/2026:14:18:02 +0000`
+const CLF: &[BorrowedFormatItem<'static>] =
+    format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
+/// `2026-11-25 14:18`
+const LISTING: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]");
+
+/// A UTC instant to the second, from seconds since 1970 (clamped to the years 0000-9999 that
+/// RFC 3339 can write).
+fn at_unix(secs: i64) -> OffsetDateTime {
+    const MIN: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    OffsetDateTime::from_unix_timestamp(secs.clamp(MIN, MAX)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-impl Civil {
-    pub fn from_system(t: SystemTime) -> Civil {
-        let secs = match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => d.as_secs() as i64,
-            Err(e) => -(e.duration().as_secs() as i64),
-        };
-        Civil::from_unix(secs)
-    }
+fn at_system(t: SystemTime) -> OffsetDateTime {
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs_f64().ceil() as i64),
+    };
+    at_unix(secs)
+}
 
-    /// Converts seconds since 1970 to a UTC date (Howard Hinnant's days-to-civil algorithm).
-    pub fn from_unix(secs: i64) -> Civil {
-        let days = secs.div_euclid(86_400);
-        let in_day = secs.rem_euclid(86_400) as u32;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Civil {
-            year,
-            month,
-            day,
-            hour: in_day / 3600,
-            minute: in_day / 60 % 60,
-            second: in_day % 60,
-        }
-    }
+/// `2026-11-25T14:18:02Z`: an instant in UTC, as RFC 3339 writes it (fractions of a second
+/// only when there are some).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
 
-    /// `2026-11-25T14:18:02Z`
-    pub fn rfc3339(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
-    }
+/// RFC 3339 for seconds since 1970.
+pub fn rfc3339_unix(secs: i64) -> String {
+    rfc3339(at_unix(secs))
+}
 
-    /// `25/Nov/2026:14:18:02 +0000`, as in the Common Log Format.
-    pub fn clf(&self) -> String {
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        format!(
-            "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
-            self.day,
-            MONTHS[(self.month - 1) as usize],
-            self.year,
-            self.hour,
-            self.minute,
-            self.second
-        )
-    }
+/// RFC 3339 for a system time, to the second.
+pub fn rfc3339_system(t: SystemTime) -> String {
+    rfc3339(at_system(t))
+}
+
+/// The current time as RFC 3339, to the second.
+pub fn now_rfc3339() -> String {
+    rfc3339_system(SystemTime::now())
+}
+
+/// Parses an RFC 3339 date and time (any offset; `T` or `t`, `Z` or `z`).
+pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+/// `25/Nov/2026:14:18:02 +0000`, as in the Common Log Format.
+pub fn clf(t: SystemTime) -> String {
+    at_system(t).format(CLF).unwrap_or_default()
+}
+
+/// `2026-11-25 14:18`, as folder listings show a modification time.
+pub fn listing(secs: i64) -> String {
+    at_unix(secs).format(LISTING).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
-    fn converts_known_instants() {
-        let cases: &[(i64, &str, &str)] = &[
-            (0, "1970-01-01T00:00:00Z", "01/Jan/1970:00:00:00 +0000"),
+    fn formats_known_instants() {
+        let cases: &[(i64, &str, &str, &str)] = &[
+            (
+                0,
+                "1970-01-01T00:00:00Z",
+                "01/Jan/1970:00:00:00 +0000",
+                "1970-01-01 00:00",
+            ),
             (
                 951_782_400,
                 "2000-02-29T00:00:00Z",
                 "29/Feb/2000:00:00:00 +0000",
+                "2000-02-29 00:00",
             ),
             (
                 1_795_616_282,
                 "2026-11-25T14:18:02Z",
                 "25/Nov/2026:14:18:02 +0000",
+                "2026-11-25 14:18",
             ),
-            (-1, "1969-12-31T23:59:59Z", "31/Dec/1969:23:59:59 +0000"),
             (
                 4_107_542_399,
                 "2100-02-28T23:59:59Z",
                 "28/Feb/2100:23:59:59 +0000",
+                "2100-02-28 23:59",
             ),
         ];
-        for (secs, rfc, clf) in cases {
-            let c = Civil::from_unix(*secs);
-            assert_eq!(c.rfc3339(), *rfc, "{secs}");
-            assert_eq!(c.clf(), *clf, "{secs}");
+        for (secs, rfc, clf_text, short) in cases {
+            assert_eq!(rfc3339_unix(*secs), *rfc, "{secs}");
+            let t = UNIX_EPOCH + Duration::from_secs(*secs as u64);
+            assert_eq!(rfc3339_system(t), *rfc, "{secs}");
+            assert_eq!(clf(t), *clf_text, "{secs}");
+            assert_eq!(listing(*secs), *short, "{secs}");
         }
+        assert_eq!(rfc3339_unix(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339_unix(i64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]
-    fn agrees_with_httpdate_on_every_day_for_years() {
-        for day in 0..(366 * 60) {
-            let secs = day * 86_400 + 45_296;
-            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
-            let c = Civil::from_unix(secs);
-            let http = httpdate::fmt_http_date(t);
-            let expected = format!("{:02} ", c.day);
-            assert!(http[5..].starts_with(&expected), "{http} vs {c:?}");
-            assert!(
-                http.contains(&format!(" {} 12:34:56", c.year)),
-                "{http} vs {c:?}"
-            );
+    fn parses_offsets_into_utc() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("2026-11-25T15:30:33+01:00", Some("2026-11-25T14:30:33Z")),
+            ("2026-11-25t14:30:33z", Some("2026-11-25T14:30:33Z")),
+            ("2026-11-25T14:30:33.250Z", Some("2026-11-25T14:30:33.25Z")),
+            ("2026-02-30T00:00:00Z", None),
+            ("2026-11-25 14:30:33Z", Some("2026-11-25T14:30:33Z")),
+            ("2026-11-25", None),
+            ("tomorrow", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_rfc3339(text).map(rfc3339).as_deref(), *want, "{text}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! routes.toml → a validated, typed configuration. Every key, path and file is checked once, at
 //! load; anything wrong is reported as one line naming the file, the line and the key.
 
+mod collections;
 mod routes;
 mod rules;
 mod server;
@@ -13,6 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::api::schema::Collection;
 use crate::routes::{DirSpec, Route, Target};
 use crate::rules::headers::HeaderSet;
 use crate::rules::hosts::HostPattern;
@@ -21,6 +23,7 @@ use rules::SiteRules;
 use server::{RawServer, server_settings};
 use std::sync::Arc;
 
+pub use collections::legacy_users;
 pub use routes::{DEFAULT_INDEX, MAX_ERROR_PAGE_BYTES};
 pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, Timeouts, TlsSettings};
 
@@ -37,6 +40,8 @@ pub struct Config {
     pub error_pages: HashMap<u16, bytes::Bytes>,
     /// Headers for responses no route made (`[headers]`, `--header`).
     pub headers: Option<Arc<HeaderSet>>,
+    /// Declared collections (and `users` when the old user actions need it).
+    pub collections: Vec<Arc<Collection>>,
 }
 
 /// Values given on the command line; each one overrides the routes file.
@@ -71,6 +76,8 @@ struct RawFile {
     #[serde(default)]
     route: Vec<Spanned<RawRoute>>,
     #[serde(default)]
+    collection: Vec<Spanned<collections::RawCollection>>,
+    #[serde(default)]
     types: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
     errors: BTreeMap<Spanned<String>, PathBuf>,
@@ -100,14 +107,53 @@ impl Config {
         };
         let server = server_settings(raw.server, &base, overrides, &at)?;
         let site = SiteRules::load(raw.headers, raw.cors, raw.auth, overrides, &at)?;
-        let mut routes = Vec::with_capacity(raw.route.len());
         let mut seen: HashMap<(String, Vec<HostPattern>), usize> = HashMap::new();
+        let mut own_routes = Vec::new();
+        let mut declared: Vec<Arc<Collection>> = Vec::new();
+        for spanned in raw.collection {
+            let line = at.line(spanned.span().start);
+            let (collection, own) = collections::validate(spanned.into_inner(), line, &site, &at)?;
+            if let Some(first) = declared.iter().find(|c| c.name == collection.name) {
+                bail!(
+                    "{}:{line}: collection \"{}\" is already declared (at {})",
+                    source.display(),
+                    collection.name,
+                    first.path
+                );
+            }
+            for route in own {
+                if let Some(first) = seen.insert((route.path.clone(), route.hosts.clone()), line) {
+                    bail!(
+                        "{}:{line}: collection \"{}\": path \"{}\" is already declared on line {first}",
+                        source.display(),
+                        collection.name,
+                        route.path
+                    );
+                }
+                own_routes.push(route);
+            }
+            declared.push(collection);
+        }
+        // The old user actions use the declared `users` collection, or the one they always had.
+        let mut legacy: Option<Arc<Collection>> = None;
+        let declared_users = declared.iter().find(|c| c.name == "users").cloned();
+        let mut users = || match &declared_users {
+            Some(users) => Arc::clone(users),
+            None => Arc::clone(legacy.get_or_insert_with(|| Arc::new(collections::legacy_users()))),
+        };
+        let mut routes = Vec::with_capacity(raw.route.len() + own_routes.len());
         for spanned in raw.route {
             let line = at.line(spanned.span().start);
             let raw = spanned.into_inner();
             let path = raw.path.clone();
-            let route = validate_route(raw, &server.root, server.max_listing_entries, &site)
-                .map_err(|e| anyhow!("{}:{line}: route \"{path}\": {e:#}", source.display()))?;
+            let route = validate_route(
+                raw,
+                &server.root,
+                server.max_listing_entries,
+                &site,
+                &mut users,
+            )
+            .map_err(|e| anyhow!("{}:{line}: route \"{path}\": {e:#}", source.display()))?;
             if let Some(first) = seen.insert((route.path.clone(), route.hosts.clone()), line) {
                 bail!(
                     "{}:{line}: route \"{}\" is already declared on line {first}",
@@ -117,6 +163,9 @@ impl Config {
             }
             routes.push(Route { line, ..route });
         }
+        routes.extend(own_routes);
+        let mut collections = declared;
+        collections.extend(legacy);
         let types = content_types(raw.types, &at)?;
         let error_pages = error_pages(raw.errors, &server.root, &at)?;
         Ok(Config {
@@ -126,6 +175,7 @@ impl Config {
             types,
             error_pages,
             headers: (!site.headers.is_empty()).then(|| Arc::new(site.headers)),
+            collections,
         })
     }
 
@@ -166,14 +216,13 @@ impl Config {
             types: HashMap::new(),
             error_pages: HashMap::new(),
             headers: (!site.headers.is_empty()).then(|| Arc::new(site.headers)),
+            collections: Vec::new(),
         })
     }
 
-    /// True when some route runs an action that keeps users.
+    /// True when some collection needs the database.
     pub fn uses_store(&self) -> bool {
-        self.routes
-            .iter()
-            .any(|r| matches!(r.target, Target::Action(a) if a.uses_store()))
+        !self.collections.is_empty()
     }
 }
 

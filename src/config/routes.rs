@@ -11,10 +11,13 @@ use toml::Spanned;
 
 use super::Locator;
 use super::rules::{OneOrMany, RawCors, SiteRules};
+use crate::api::Endpoint;
+use crate::api::schema::Collection;
 use crate::http::response::TEXT_HTML;
 use crate::http::{Method, Methods};
 use crate::path::{Exposure, Symlinks};
 use crate::routes::{Action, DirSpec, FileSpec, RedirectSpec, Route, Target};
+use std::sync::Arc;
 
 pub const DEFAULT_INDEX: &str = "index.html";
 
@@ -49,6 +52,14 @@ pub(super) struct RawRoute {
     host: Option<OneOrMany>,
 }
 
+/// The actions of earlier versions that kept users, now routes onto the `users` collection:
+/// (name, on a record, undeclared fields ignored, methods).
+const OLD_USER_ACTIONS: [(&str, bool, bool, &[Method]); 3] = [
+    ("create_user", false, true, &[Method::Post]),
+    ("list_users", false, false, &[Method::Get, Method::Head]),
+    ("get_user", true, false, &[Method::Get, Method::Head]),
+];
+
 /// Bounds of `max_listing_entries`.
 pub const LISTING_ENTRIES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
 
@@ -59,6 +70,7 @@ pub(super) fn validate_route(
     root: &Path,
     page_size: usize,
     rules: &SiteRules,
+    users: &mut dyn FnMut() -> Arc<Collection>,
 ) -> Result<Route> {
     let fail = |message: String| anyhow!(message);
     check_route_path(&raw.path).map_err(|m| fail(m.to_owned()))?;
@@ -140,6 +152,7 @@ pub(super) fn validate_route(
         })?,
     };
     let has_param = raw.path.ends_with('}');
+    let mut supported = Methods::NONE;
     let target = match kind {
         "file" => {
             let spec = file_spec(root, raw.file.as_deref(), raw.cache_control)?;
@@ -171,24 +184,37 @@ pub(super) fn validate_route(
         }),
         _ => {
             let name = raw.action.unwrap_or_default();
-            let action = Action::from_name(&name).ok_or_else(|| {
-                fail(format!(
-                    "unknown action \"{name}\" (known: {})",
-                    Action::names().join(", ")
-                ))
-            })?;
-            if action.takes_id() != has_param {
-                let want = if action.takes_id() {
+            let old = OLD_USER_ACTIONS.iter().find(|(old, ..)| *old == name);
+            let takes_id = old.is_some_and(|(_, item, ..)| *item);
+            if takes_id != has_param {
+                let want = if takes_id {
                     "must end in `{id}`"
                 } else {
                     "cannot take a `{id}` segment"
                 };
                 return Err(fail(format!("action \"{name}\" {want}")));
             }
-            Target::Action(action)
+            match old {
+                Some((_, item, lenient, methods)) => {
+                    supported = Methods::of(methods);
+                    Target::Collection(Endpoint {
+                        collection: users(),
+                        item: *item,
+                        lenient: *lenient,
+                    })
+                }
+                None => Target::Action(Action::from_name(&name).ok_or_else(|| {
+                    let mut known = Action::names();
+                    known.extend(OLD_USER_ACTIONS.iter().map(|(name, ..)| *name));
+                    fail(format!(
+                        "unknown action \"{name}\" (known: {})",
+                        known.join(", ")
+                    ))
+                })?),
+            }
         }
     };
-    if has_param && !matches!(target, Target::Action(_)) {
+    if has_param && !matches!(target, Target::Collection(_)) {
         return Err(fail("only action routes can take a `{id}` segment".into()));
     }
     if let Target::Dir(spec) = &target
@@ -210,7 +236,9 @@ pub(super) fn validate_route(
             )));
         }
     }
-    let supported = target.default_methods();
+    if !matches!(target, Target::Collection(_)) {
+        supported = target.default_methods();
+    }
     let methods = match raw.methods {
         None => supported,
         Some(names) => {
@@ -268,7 +296,7 @@ fn redirect_spec(to: String, status: Option<u16>) -> Result<RedirectSpec> {
 }
 
 /// A route path is absolute and already normalised; an action's may end in `{id}`.
-fn check_route_path(path: &str) -> Result<(), &'static str> {
+pub(super) fn check_route_path(path: &str) -> Result<(), &'static str> {
     let plain = path.strip_suffix("{id}").unwrap_or(path);
     if !plain.starts_with('/') {
         return Err("`path` must start with '/'");

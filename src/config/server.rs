@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Locator, Overrides};
-use crate::actions::SyncMode;
+use crate::api::store::SyncMode;
 use crate::http::Limits;
 use crate::http::request::MAX_HEADERS_CEILING;
 

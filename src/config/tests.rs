@@ -378,3 +378,140 @@ fn a_folder_is_served_with_a_listing_without_a_routes_file() {
     assert!(err.contains("cannot use folder"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn collections_are_declared_checked_and_routed() {
+    let dir = fixture("collections");
+    let config = load(
+        &dir,
+        r#"
+[[collection]]
+name = "books"
+path = "/api/books"
+methods = ["GET"]
+fields.title = { type = "string", required = true, max_length = 200 }
+fields.pages = { type = "integer", min = 1 }
+
+[[route]]
+path = "/createUser"
+action = "create_user"
+"#,
+    )
+    .unwrap();
+    let names: Vec<&str> = config.collections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["books", "users"],
+        "the old action brings the users collection"
+    );
+    let paths: Vec<(&str, String)> = config
+        .routes
+        .iter()
+        .map(|r| (r.path.as_str(), r.methods.allow_header()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/createUser", "POST, OPTIONS".to_owned()),
+            ("/api/books", "GET, HEAD, OPTIONS".to_owned()),
+            ("/api/books/{id}", "GET, HEAD, OPTIONS".to_owned()),
+        ]
+    );
+    let books = &config.collections[0];
+    assert_eq!(books.field("title").unwrap().max_length, Some(200));
+    assert!(books.field("title").unwrap().trim);
+    assert_eq!(config.routes[1].line, 2);
+
+    let collection =
+        |body: &str| format!("[[collection]]\nname = \"things\"\npath = \"/things\"\n{body}\n");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            collection("fields.a = { type = \"string\" }\ncolour = 1"),
+            "routes.toml:5:1: unknown field `colour`",
+        ),
+        (
+            collection(""),
+            "routes.toml:1: collection \"things\": declare its fields",
+        ),
+        (
+            collection("fields.a = { type = \"text\" }"),
+            "routes.toml:4: collection \"things\": field \"a\": `type` must be one of string, integer",
+        ),
+        (
+            collection("fields.a = { type = \"string\", min = 1 }"),
+            "field \"a\": `min` does not apply to `type = \"string\"`",
+        ),
+        (
+            collection("fields.a = { type = \"integer\", max_length = 1 }"),
+            "`max_length` does not apply to `type = \"integer\"`",
+        ),
+        (
+            collection("fields.a = { type = \"string\", min_length = 5, max_length = 2 }"),
+            "`min_length` (5) is more than `max_length` (2)",
+        ),
+        (
+            collection("fields.a = { type = \"number\", min = 5, max = 2 }"),
+            "`min` (5) is more than `max` (2)",
+        ),
+        (
+            collection("fields.id = { type = \"integer\" }"),
+            "the server sets \"id\" itself",
+        ),
+        (
+            collection("fields.\"a b\" = { type = \"string\" }"),
+            "a field name must be letters",
+        ),
+        (
+            collection("fields.a = { type = \"string\", requried = true }"),
+            "unknown field `requried`",
+        ),
+        (
+            collection(
+                "fields.a = { type = \"string\" }\nform_redirect = \"https://evil.example/\"",
+            ),
+            "`form_redirect` must be a path on this site",
+        ),
+        (
+            collection("fields.a = { type = \"string\" }\nmethods = [\"TRACE\"]"),
+            "`methods`: \"TRACE\" is not one of",
+        ),
+        (
+            "[[collection]]\nname = \"Things\"\npath = \"/t\"\nfields.a = { type = \"string\" }\n"
+                .into(),
+            "routes.toml:1: collection \"Things\": `name` must be lower-case",
+        ),
+        (
+            "[[collection]]\nname = \"t\"\npath = \"/t/\"\nfields.a = { type = \"string\" }\n"
+                .into(),
+            "`path` must name the list",
+        ),
+        (
+            format!(
+                "{}\n{}",
+                collection("fields.a = { type = \"string\" }"),
+                collection("fields.b = { type = \"string\" }")
+            ),
+            "routes.toml:6: collection \"things\" is already declared",
+        ),
+        (
+            format!(
+                "{}\n[[collection]]\nname = \"other\"\npath = \"/things\"\nfields.b = {{ type = \"string\" }}\n",
+                collection("fields.a = { type = \"string\" }")
+            ),
+            "routes.toml:6: collection \"other\": path \"/things\" is already declared on line 1",
+        ),
+        (
+            format!(
+                "{}\n[[route]]\npath = \"/things/{{id}}\"\naction = \"get_user\"\n",
+                collection("fields.a = { type = \"string\" }")
+            ),
+            "routes.toml:6: route \"/things/{id}\" is already declared on line 1",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = format!("{:#}", load(&dir, &text).unwrap_err());
+        assert!(err.contains(want), "{text}\n  gave: {err}\n  want: {want}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::actions::{self, UserStore};
+use crate::actions;
+use crate::api::{self, store::Store};
 use crate::compress::{self, Settings};
 use crate::config::Config;
-use crate::http::response::{Body, ErrorFormat, Response, TEXT_HTML};
+use crate::http::response::{Body, ErrorFormat, Respond, Response, TEXT_HTML};
 use crate::http::{HttpError, Method, Methods, Request};
 use crate::path::{self, Exposure, Symlinks};
 use crate::router::{Found, Router};
@@ -31,7 +32,7 @@ use listing::{Listing, Listings};
 /// The route table and the state handlers need.
 pub struct App {
     router: Router,
-    users: Option<Arc<dyn UserStore>>,
+    store: Option<Arc<dyn Store>>,
     types: ContentTypes,
     error_pages: HashMap<u16, bytes::Bytes>,
     /// Recently listed folders, shared by every loop and worker.
@@ -174,10 +175,10 @@ impl Drop for Reply {
 }
 
 impl App {
-    pub fn new(routes: Vec<Route>, users: Option<Arc<dyn UserStore>>) -> App {
+    pub fn new(routes: Vec<Route>, store: Option<Arc<dyn Store>>) -> App {
         App {
             router: Router::new(routes),
-            users,
+            store,
             types: ContentTypes::default(),
             error_pages: HashMap::new(),
             listings: Listings::default(),
@@ -187,13 +188,13 @@ impl App {
     }
 
     /// The application for a validated configuration.
-    pub fn from_config(config: &Config, users: Option<Arc<dyn UserStore>>) -> App {
+    pub fn from_config(config: &Config, store: Option<Arc<dyn Store>>) -> App {
         App {
             types: ContentTypes::new(config.types.clone()),
             error_pages: config.error_pages.clone(),
             compression: Some(config.server.compression.clone()).filter(|c| c.enabled),
             headers: config.headers.clone(),
-            ..App::new(config.routes.clone(), users)
+            ..App::new(config.routes.clone(), store)
         }
     }
 
@@ -293,6 +294,23 @@ impl App {
         )
     }
 
+    /// Answers on the event loop what needs neither I/O nor much work: a record the store
+    /// holds in memory (and which is not to be compressed). `None`: run it on a worker.
+    pub fn answer_now(&self, req: &Request, routed: &Routed) -> Option<Response> {
+        if routed.verify.is_some() {
+            return None;
+        }
+        let route = self.router.route(routed.index);
+        let Target::Collection(endpoint) = &route.target else {
+            return None;
+        };
+        let response = api::answer_cached(endpoint, self.store.as_deref()?, req, &routed.rest)?;
+        match self.compression_for(route) {
+            Some(s) if s.applies(&response.content_type, response.body.len()) => None,
+            _ => Some(response),
+        }
+    }
+
     /// Runs a routed request with its (fully read) body; the answer goes to `reply`.
     /// Blocking work happens here, on a worker thread.
     pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8], reply: Reply) {
@@ -331,22 +349,23 @@ impl App {
                 &self.listings,
                 self.compression_for(route),
             ),
-            Target::Action(action) => {
-                let format = error_format(route);
-                let users = self.users.as_deref();
+            Target::Action(action) => return reply.send(actions::run(*action)),
+            Target::Collection(endpoint) => {
+                let Some(store) = self.store.as_deref() else {
+                    let err = HttpError::ServiceUnavailable("no database is open");
+                    return reply.send(self.error_response(routed, err));
+                };
                 // Answers are compressed on their way out, on whichever thread sends them.
                 let compression = self.compression_for(route).cloned();
                 let accept = req.header_str("accept-encoding").map(str::to_owned);
-                let respond: actions::Respond = Box::new(move |response| {
+                let respond: Respond = Box::new(move |response| {
                     reply.send(compress::response(
                         response,
                         compression.as_ref(),
                         accept.as_deref(),
                     ));
                 });
-                return actions::run(*action, users, req, &routed.rest, body, respond, |e| {
-                    self.error(e, format)
-                });
+                return api::handle(endpoint, store, req, &routed.rest, body, respond);
             }
         };
         let source = match result {

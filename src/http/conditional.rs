@@ -77,6 +77,17 @@ pub fn evaluate(req: &Request, current: &Validators) -> Precondition {
     Precondition::Proceed { use_range }
 }
 
+/// True when an `If-Match` value holds for a representation with this entity tag: `*`, or a
+/// list naming it (strong comparison).
+pub fn if_match_holds(value: &str, etag: &str) -> bool {
+    tag_list_matches(value, etag, Comparison::Strong)
+}
+
+/// True when an `If-None-Match` value names this entity tag (weak comparison) or is `*`.
+pub fn none_match_names(value: &str, etag: &str) -> bool {
+    tag_list_matches(value, etag, Comparison::Weak)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Comparison {
     Strong,

@@ -141,6 +141,32 @@ pub fn preferred(accept_encoding: Option<&str>, available: &[Coding]) -> Vec<Cod
     ranked.into_iter().map(|(_, _, c)| c).collect()
 }
 
+/// True when an `Accept` header prefers HTML to JSON: what a browser sends, and what API
+/// clients (no header, `*/*`, `application/json`) do not. Each type takes the q-value of its
+/// most specific range (RFC 9110 12.5.1).
+pub fn prefers_html(accept: Option<&str>) -> bool {
+    let Some(header) = accept else {
+        return false;
+    };
+    let quality = |kind: &str, subtype: &str| {
+        let mut best: Option<(u8, u16)> = None;
+        for (range, q) in entries(header) {
+            let (t, s) = range.split_once('/').unwrap_or((range, ""));
+            let specificity = match (t.trim(), s.trim()) {
+                (t, s) if t.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(subtype) => 3,
+                (t, "*") if t.eq_ignore_ascii_case(kind) => 2,
+                ("*", "*") => 1,
+                _ => continue,
+            };
+            if best.is_none_or(|(b, _)| specificity > b) {
+                best = Some((specificity, q));
+            }
+        }
+        best.map_or(0, |(_, q)| q)
+    };
+    quality("text", "html") > quality("application", "json")
+}
+
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
 fn parse_q(text: &str) -> Option<u16> {
     let text = text.trim();
@@ -160,6 +186,26 @@ fn parse_q(text: &str) -> Option<u16> {
 mod tests {
     use super::*;
     use Coding::*;
+
+    #[test]
+    fn tells_browsers_from_api_clients() {
+        let cases: &[(Option<&str>, bool)] = &[
+            (None, false),
+            (Some("*/*"), false),
+            (Some("application/json"), false),
+            (
+                Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+                true,
+            ),
+            (Some("text/html;q=0.5, application/json"), false),
+            (Some("text/*, application/json;q=0.9"), true),
+            (Some("TEXT/HTML"), true),
+            (Some("application/json, text/html;q=0"), false),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(prefers_html(*accept), *want, "{accept:?}");
+        }
+    }
 
     #[test]
     fn picks_variants_by_q_value() {

@@ -18,6 +18,8 @@ pub enum HttpError {
     RequestTimeout,
     /// A precondition header (If-Match, If-Unmodified-Since, If-None-Match) did not hold.
     PreconditionFailed,
+    /// The route requires `If-Match` on changes, and the request has none.
+    PreconditionRequired,
     PayloadTooLarge,
     UriTooLong,
     UnsupportedMediaType(&'static str),
@@ -49,6 +51,10 @@ impl HttpError {
             ),
             HttpError::RequestTimeout => (408, "request not received in time"),
             HttpError::PreconditionFailed => (412, "a precondition of the request did not hold"),
+            HttpError::PreconditionRequired => (
+                428,
+                "this change needs an If-Match header with the record's ETag",
+            ),
             HttpError::PayloadTooLarge => (413, "request body is larger than the limit"),
             HttpError::UriTooLong => (414, "request target is longer than the limit"),
             HttpError::UnsupportedMediaType(why) => (415, why),
@@ -94,6 +100,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         412 => "Precondition Failed",
+        428 => "Precondition Required",
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",

@@ -5,6 +5,7 @@ pub mod conditional;
 pub mod date;
 pub mod encoding;
 pub mod error;
+pub mod form;
 pub mod range;
 pub mod request;
 pub mod response;
@@ -82,6 +83,14 @@ impl Methods {
 
     pub fn contains(self, m: Method) -> bool {
         self.0 & m.bit() != 0
+    }
+
+    pub fn union(self, other: Methods) -> Methods {
+        Methods(self.0 | other.0)
+    }
+
+    pub fn intersect(self, other: Methods) -> Methods {
+        Methods(self.0 & other.0)
     }
 
     /// True when every method of `other` is in `self`.

@@ -117,6 +117,10 @@ pub struct Response {
     pub body: Body,
 }
 
+/// Where a handler's answer goes, once; possibly later and from another thread (a write
+/// waits for its commit).
+pub type Respond = Box<dyn FnOnce(Response) + Send>;
+
 /// How an error body is written: JSON for actions, plain text elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorFormat {

@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::LogFormat;
 use crate::http::Request;
-use crate::time::Civil;
 use sink::Sink;
 
 /// A loop's lines are handed to the sink once they pass this many bytes, and at the end of
@@ -58,10 +57,9 @@ impl AccessLog {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if secs != self.clock_secs {
             self.clock_secs = secs;
-            let clock = Civil::from_system(now);
             self.clock_text = match self.format {
-                LogFormat::Json => clock.rfc3339(),
-                _ => clock.clf(),
+                LogFormat::Json => crate::time::rfc3339_system(now),
+                _ => crate::time::clf(now),
             };
         }
         let entry = Entry {

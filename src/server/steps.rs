@@ -159,6 +159,10 @@ impl EventLoop {
             || req.framing != Framing::None
             || routed.needs_verification()
         {
+            if let Some(response) = self.app.answer_now(&req, &routed) {
+                self.respond_with(key, req, &routed, Ok(response));
+                return Next::Again;
+            }
             return self.dispatch(key, req, routed, body, None);
         }
         match self.cache.lookup(routed.cache_key(), self.now) {

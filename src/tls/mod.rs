@@ -160,7 +160,7 @@ fn warn_if_outside_validity(pair: &Arc<CertifiedKey>, file: Option<&Path>) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let date = |t: i64| crate::time::Civil::from_unix(t).rfc3339();
+    let date = |t: i64| crate::time::rfc3339_unix(t);
     let name = file.map_or_else(|| "the certificate".to_owned(), |p| p.display().to_string());
     if now > until {
         crate::report!(

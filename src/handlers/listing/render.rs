@@ -7,7 +7,6 @@ use percent_encoding::utf8_percent_encode;
 
 use super::COMPONENT;
 use super::scan::Scan;
-use crate::time::Civil;
 
 /// Which entries a page holds, and where it sits among the pages.
 #[derive(Debug, Clone, Copy)]
@@ -89,12 +88,7 @@ pub fn html(scan: &Scan, path: &str, span: PageSpan) -> Vec<u8> {
         }
         out.extend_from_slice(b"</td><td>");
         if let Some(t) = entry.modified {
-            let c = Civil::from_unix(t);
-            let _ = write!(
-                out,
-                "{:04}-{:02}-{:02} {:02}:{:02}",
-                c.year, c.month, c.day, c.hour, c.minute
-            );
+            out.extend_from_slice(crate::time::listing(t).as_bytes());
         }
         out.extend_from_slice(b"</td></tr>\n");
     }
@@ -144,7 +138,7 @@ pub fn json(scan: &Scan, span: PageSpan) -> Vec<u8> {
         );
         match entry.modified {
             Some(t) => {
-                let _ = write!(out, "\"{}\"", Civil::from_unix(t).rfc3339());
+                let _ = write!(out, "\"{}\"", crate::time::rfc3339_unix(t));
             }
             None => out.extend_from_slice(b"null"),
         }

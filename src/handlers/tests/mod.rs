@@ -1,12 +1,14 @@
 //! Handler tests: requests parsed from bytes, routed and handled without any socket.
 
+mod collections;
 mod files;
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::*;
-use crate::actions::{JsonlStore, SyncMode};
+use crate::api::sqlite::SqliteStore;
+use crate::api::store::{Store, SyncMode};
 use crate::config::{Config, Overrides};
 use crate::http::Body;
 use crate::http::request::{Parse, parse_head};
@@ -85,7 +87,8 @@ action = "get_user"
 "#;
     std::fs::write(dir.join("routes.toml"), format!("{routes}{extra}")).unwrap();
     let config = Config::load(&dir.join("routes.toml"), &Overrides::default()).unwrap();
-    let store = JsonlStore::open(&config.server.data, SyncMode::Group).unwrap();
+    let store = SqliteStore::open(&config.server.data, SyncMode::Group).unwrap();
+    store.prepare(&config.collections).unwrap();
     let app = App::from_config(&config, Some(Arc::new(store)));
     Site { dir, app }
 }

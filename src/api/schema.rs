@@ -1,0 +1,386 @@
+//! A collection's declared shape, and the checks a record must pass: only declared fields,
+//! each of its type (string, integer, number, boolean, datetime, email) and within its
+//! bounds; required fields present. Also JSON merge patch (RFC 7396) for PATCH.
+
+use serde_json::{Map, Value};
+
+/// The type of a declared field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    /// An RFC 3339 timestamp, kept as written (normalised to UTC).
+    Datetime,
+    /// An address with one '@', a local part and a domain with a dot.
+    Email,
+}
+
+impl FieldType {
+    pub const NAMES: [&'static str; 6] = [
+        "string", "integer", "number", "boolean", "datetime", "email",
+    ];
+
+    pub fn from_name(name: &str) -> Option<FieldType> {
+        Some(match name {
+            "string" => FieldType::String,
+            "integer" => FieldType::Integer,
+            "number" => FieldType::Number,
+            "boolean" => FieldType::Boolean,
+            "datetime" => FieldType::Datetime,
+            "email" => FieldType::Email,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+            FieldType::Datetime => "datetime",
+            FieldType::Email => "email",
+        }
+    }
+
+    /// String-like: length bounds apply.
+    pub fn textual(self) -> bool {
+        matches!(
+            self,
+            FieldType::String | FieldType::Email | FieldType::Datetime
+        )
+    }
+}
+
+/// A declared field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub kind: FieldType,
+    pub required: bool,
+    /// Trim surrounding white space from strings before checking them.
+    pub trim: bool,
+    /// Length bounds for strings, in characters.
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    /// Value bounds for numbers.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Kept in an index, so that filters and sorts on it need not read every record (at the
+    /// cost of a little more work per write).
+    pub index: bool,
+}
+
+/// A declared collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collection {
+    pub name: String,
+    /// The URL path of the collection; records are at `path/{id}`.
+    pub path: String,
+    pub fields: Vec<Field>,
+    /// Where a browser's form submission is sent after a create (303): `{id}` is replaced.
+    pub form_redirect: Option<String>,
+    /// PUT, PATCH and DELETE must carry `If-Match` (428 without).
+    pub require_if_match: bool,
+}
+
+/// Why a record is refused: 400 for what is not a JSON object, 422 for content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    /// 400: not a JSON object.
+    Malformed(String),
+    /// 422: a field is undeclared, missing, of the wrong type or out of bounds.
+    Content(String),
+}
+
+impl Invalid {
+    pub fn message(&self) -> &str {
+        match self {
+            Invalid::Malformed(m) | Invalid::Content(m) => m,
+        }
+    }
+}
+
+impl Collection {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The refusal of a field the collection does not declare.
+    pub fn undeclared(&self, name: &str) -> Invalid {
+        Invalid::Content(format!("\"{name}\" is not a field of {}", self.name))
+    }
+
+    /// Checks what a merge patch sets: declared fields only, each valid (`null` removes a
+    /// field, and is checked with the whole record once applied).
+    pub fn check_patch(&self, patch: &Map<String, Value>) -> Result<(), Invalid> {
+        for (name, value) in patch {
+            let field = self.field(name).ok_or_else(|| self.undeclared(name))?;
+            if !value.is_null() {
+                field.check(value.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks (and normalises: trimmed strings, UTC datetimes) a whole record: only declared
+    /// fields, every required one present, each valid.
+    pub fn check(&self, mut record: Map<String, Value>) -> Result<Map<String, Value>, Invalid> {
+        if let Some(name) = record.keys().find(|name| self.field(name).is_none()) {
+            return Err(self.undeclared(name));
+        }
+        for field in &self.fields {
+            match record.remove(&field.name) {
+                None | Some(Value::Null) if field.required => {
+                    return Err(Invalid::Content(format!("missing \"{}\"", field.name)));
+                }
+                None | Some(Value::Null) => {}
+                Some(value) => {
+                    let value = field.check(value)?;
+                    record.insert(field.name.clone(), value);
+                }
+            }
+        }
+        Ok(record)
+    }
+}
+
+impl Field {
+    /// The refusal of a value of the wrong type.
+    pub fn wrong_type(&self) -> Invalid {
+        Invalid::Content(format!("\"{}\" must be {}", self.name, self.kind.article()))
+    }
+
+    /// Checks one value against the field's type and bounds.
+    pub fn check(&self, value: Value) -> Result<Value, Invalid> {
+        let name = &self.name;
+        let wrong = || self.wrong_type();
+        match self.kind {
+            FieldType::String | FieldType::Email | FieldType::Datetime => {
+                let Value::String(text) = value else {
+                    return Err(wrong());
+                };
+                let text = if self.trim {
+                    text.trim().to_owned()
+                } else {
+                    text
+                };
+                if text.chars().any(char::is_control) {
+                    return Err(Invalid::Content(format!(
+                        "\"{name}\" contains control characters"
+                    )));
+                }
+                let chars = text.chars().count();
+                if self.min_length.is_some_and(|m| chars < m) {
+                    return Err(Invalid::Content(if chars == 0 {
+                        format!("\"{name}\" is empty")
+                    } else {
+                        format!(
+                            "\"{name}\" is shorter than {} characters",
+                            self.min_length.unwrap_or(0)
+                        )
+                    }));
+                }
+                if let Some(max) = self.max_length.filter(|m| chars > *m) {
+                    return Err(Invalid::Content(format!(
+                        "\"{name}\" is longer than {max} characters"
+                    )));
+                }
+                match self.kind {
+                    FieldType::Email if !is_email(&text) => Err(wrong()),
+                    FieldType::Datetime => crate::time::parse_rfc3339(&text)
+                        .map(|t| Value::String(crate::time::rfc3339(t)))
+                        .ok_or_else(wrong),
+                    _ => Ok(Value::String(text)),
+                }
+            }
+            FieldType::Integer => {
+                let n = value
+                    .as_i64()
+                    .filter(|_| value.is_i64() || value.is_u64())
+                    .ok_or_else(wrong)?;
+                self.bounds(n as f64)?;
+                Ok(Value::from(n))
+            }
+            FieldType::Number => {
+                let n = value.as_f64().ok_or_else(wrong)?;
+                self.bounds(n)?;
+                Ok(value)
+            }
+            FieldType::Boolean => match value {
+                Value::Bool(_) => Ok(value),
+                _ => Err(wrong()),
+            },
+        }
+    }
+
+    fn bounds(&self, n: f64) -> Result<(), Invalid> {
+        let name = &self.name;
+        if let Some(min) = self.min.filter(|m| n < *m) {
+            return Err(Invalid::Content(format!(
+                "\"{name}\" must be at least {min}"
+            )));
+        }
+        if let Some(max) = self.max.filter(|m| n > *m) {
+            return Err(Invalid::Content(format!(
+                "\"{name}\" must be at most {max}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl FieldType {
+    /// "a string", "an integer"...: what a value of this type is called in messages.
+    pub fn article(self) -> &'static str {
+        match self {
+            FieldType::String => "a string",
+            FieldType::Integer => "an integer",
+            FieldType::Number => "a number",
+            FieldType::Boolean => "true or false",
+            FieldType::Datetime => "an RFC 3339 date and time such as \"2026-11-25T14:30:33Z\"",
+            FieldType::Email => "an email address",
+        }
+    }
+}
+
+fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text.contains(char::is_whitespace)
+}
+
+/// Applies a JSON merge patch (RFC 7396) to a record's fields: `null` removes a field.
+pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(inner) => {
+                let slot = target
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(map) = slot {
+                    merge_patch(map, inner);
+                }
+            }
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn collection() -> Collection {
+        let field = |name: &str, kind, required| Field {
+            name: name.to_owned(),
+            kind,
+            required,
+            trim: kind == FieldType::String,
+            min_length: None,
+            max_length: None,
+            min: None,
+            max: None,
+            index: name == "count",
+        };
+        Collection {
+            name: "things".into(),
+            path: "/things".into(),
+            fields: vec![
+                Field {
+                    min_length: Some(1),
+                    max_length: Some(5),
+                    ..field("name", FieldType::String, true)
+                },
+                Field {
+                    min: Some(0.0),
+                    max: Some(10.0),
+                    ..field("count", FieldType::Integer, false)
+                },
+                field("ratio", FieldType::Number, false),
+                field("done", FieldType::Boolean, false),
+                field("due", FieldType::Datetime, false),
+                field("mail", FieldType::Email, false),
+            ],
+            form_redirect: None,
+            require_if_match: false,
+        }
+    }
+
+    #[test]
+    fn each_type_and_bound_is_checked() {
+        let c = collection();
+        let check = |v: Value| {
+            c.check(v.as_object().unwrap().clone())
+                .map(Value::Object)
+                .map_err(|e| e.message().to_owned())
+        };
+        assert_eq!(check(json!({"name": " ab "})), Ok(json!({"name": "ab"})));
+        let ok = json!({"name": "a", "count": 3, "ratio": 0.5, "done": true,
+                        "due": "2026-11-25T15:30:33+01:00", "mail": "a@b.example"});
+        let checked = check(ok).unwrap();
+        assert_eq!(checked["due"], "2026-11-25T14:30:33Z");
+        let cases: &[(Value, &str)] = &[
+            (json!({}), "missing \"name\""),
+            (json!({"name": null}), "missing \"name\""),
+            (json!({"name": ""}), "\"name\" is empty"),
+            (json!({"name": "abcdef"}), "longer than 5"),
+            (json!({"name": "a\nb"}), "control characters"),
+            (json!({"name": 5}), "must be a string"),
+            (
+                json!({"name": "a", "extra": 1}),
+                "\"extra\" is not a field of things",
+            ),
+            (json!({"name": "a", "count": 1.5}), "must be an integer"),
+            (json!({"name": "a", "count": 11}), "at most 10"),
+            (json!({"name": "a", "count": -1}), "at least 0"),
+            (json!({"name": "a", "ratio": "x"}), "must be a number"),
+            (json!({"name": "a", "done": 1}), "true or false"),
+            (json!({"name": "a", "due": "tomorrow"}), "RFC 3339"),
+            (
+                json!({"name": "a", "mail": "not-an-address"}),
+                "email address",
+            ),
+        ];
+        for (value, want) in cases {
+            let err = check(value.clone()).unwrap_err();
+            assert!(err.contains(want), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}})
+            .as_object()
+            .unwrap()
+            .clone();
+        merge_patch(
+            &mut target,
+            json!({"a": "z", "c": {"f": null}, "n": 1})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert_eq!(
+            Value::Object(target),
+            json!({"a": "z", "c": {"d": "e"}, "n": 1})
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The SQLite store: one database file under the data folder, in WAL mode with
+//! `synchronous=FULL`. One writer thread commits the writes waiting together in one
+//! transaction (group commit); reads run on the calling worker, on a pooled read-only
+//! connection, and never wait for the writer.
+
+mod cache;
+mod prepare;
+mod read;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags};
+
+use super::schema::Collection;
+use super::store::{Done, Page, PageQuery, ReadError, Record, Store, SyncMode, Write};
+
+/// The database file, inside the data folder.
+pub const DB_FILE: &str = "tws.db";
+
+/// Bytes of records kept in memory for reads by id.
+pub const RECORD_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The file whose lock says a server is using the data folder.
+const LOCK_FILE: &str = "tws.lock";
+
+/// Longest a page query may run before it is stopped.
+const PAGE_TIME_LIMIT: Duration = Duration::from_secs(1);
+
+/// How long a connection waits for a lock held by another (a reload preparing tables while
+/// the writer commits).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Collections in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    data: PathBuf,
+    jobs: Mutex<Option<Sender<writer::Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Read-only connections not in use.
+    readers: Mutex<Vec<Connection>>,
+    cache: Arc<cache::Cache>,
+    /// Held (locked) while the store is open: one server per data folder, since the cache
+    /// trusts that no one else writes.
+    _lock: std::fs::File,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A table's name for a collection (collection names are checked at load: `[a-z][a-z0-9_]*`).
+fn table(collection: &str) -> String {
+    format!("\"c_{collection}\"")
+}
+
+/// The SQL expression of a field's value (field names are checked at load: `[A-Za-z_]\w*`).
+fn field_expr(field: &str) -> String {
+    format!("json_extract(data, '$.{field}')")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data/tws.db` and starts its writer.
+    pub fn open(data: &Path, mode: SyncMode) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("cannot create data folder {}", data.display()))?;
+        let lock = lock_folder(data)?;
+        let path = data.join(DB_FILE);
+        let conn = open_read_write(&path)?;
+        conn.execute_batch(prepare::REGISTRY)
+            .with_context(|| format!("cannot set up {}", path.display()))?;
+        let (jobs, queue) = mpsc::channel();
+        let shown = path.display().to_string();
+        let cache = Arc::new(cache::Cache::new(RECORD_CACHE_BYTES));
+        let written = Arc::clone(&cache);
+        let writer = std::thread::Builder::new()
+            .name("tws-db-writer".into())
+            .spawn(move || writer::run(conn, queue, mode, &written, &shown))
+            .context("cannot start the database writer")?;
+        Ok(SqliteStore {
+            path,
+            data: data.to_path_buf(),
+            jobs: Mutex::new(Some(jobs)),
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(Vec::new()),
+            cache,
+            _lock: lock,
+        })
+    }
+
+    /// Runs `f` on a read-only connection, kept for the next read afterwards.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, ReadError> {
+        let pooled = lock(&self.readers).pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => open_read_only(&self.path).map_err(|e| ReadError::Failed(format!("{e:#}")))?,
+        };
+        let result = f(&mut conn).map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) => ReadError::TooSlow,
+            _ => ReadError::Failed(e.to_string()),
+        });
+        lock(&self.readers).push(conn);
+        result
+    }
+}
+
+/// Locks `data/tws.lock`, or says which folder another server is using.
+fn lock_folder(data: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = data.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        anyhow::bail!(
+            "data folder {} is in use by another tws (locked {}); give each server its own --data",
+            data.display(),
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
+fn open_read_write(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never wait for the writer. FULL: a commit is on disk (the WAL fsynced)
+    // before it returns, so an acknowledged write survives a crash or a power cut.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .with_context(|| format!("cannot use {}", path.display()))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        anyhow::bail!("{}: cannot switch to WAL mode (got {mode})", path.display());
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")?;
+    Ok(conn)
+}
+
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+impl Store for SqliteStore {
+    fn prepare(&self, collections: &[Arc<Collection>]) -> Result<()> {
+        let mut conn = open_read_write(&self.path)?;
+        prepare::run(&mut conn, collections, &self.data, &self.path)
+    }
+
+    fn write(&self, collection: &Arc<Collection>, write: Write, done: Done) {
+        let job = writer::Job {
+            collection: Arc::clone(collection),
+            write,
+            done,
+        };
+        let sent = match &*lock(&self.jobs) {
+            Some(jobs) => jobs.send(job).map_err(|e| e.0),
+            None => Err(job),
+        };
+        if let Err(job) = sent {
+            (job.done)(Err(super::store::WriteError::Failed(
+                "the database writer has stopped".into(),
+            )));
+        }
+    }
+
+    fn get(&self, collection: &Collection, id: i64) -> Result<Option<Arc<Record>>, ReadError> {
+        if let Some(record) = self.cache.get(&collection.name, id) {
+            return Ok(Some(record));
+        }
+        let ticket = self.cache.ticket(&collection.name, id);
+        let record = self.read(|conn| read::get(conn, &collection.name, id))?;
+        if let Some(record) = &record {
+            self.cache.fill(ticket, &collection.name, record);
+        }
+        Ok(record.map(Arc::new))
+    }
+
+    fn cached(&self, collection: &Collection, id: i64) -> Option<Arc<Record>> {
+        self.cache.get(&collection.name, id)
+    }
+
+    fn page(&self, collection: &Collection, query: &PageQuery) -> Result<Page, ReadError> {
+        self.read(|conn| {
+            // A filter or sort on a field without an index reads every record: bounded in time.
+            let deadline = std::time::Instant::now() + PAGE_TIME_LIMIT;
+            conn.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))?;
+            let page = read::page(conn, &collection.name, query);
+            conn.progress_handler(0, None::<fn() -> bool>)?;
+            page
+        })
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Lets the writer finish what is queued, then stops it.
+    fn drop(&mut self) {
+        lock(&self.jobs).take();
+        if let Some(writer) = lock(&self.writer).take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

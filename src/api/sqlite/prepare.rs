@@ -1,0 +1,142 @@
+//! Making declared collections ready: a table for each and an index per indexed field, the declared
+//! field types remembered so that a change of type is refused while values of the old type
+//! are stored, and the one-time import of the old `users.jsonl`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{field_expr, table};
+use crate::api::import::{self, BACKUP_FILE, LEGACY_FILE};
+use crate::api::schema::{Collection, FieldType};
+
+/// The table remembering each declared field's type.
+pub(super) const REGISTRY: &str = "CREATE TABLE IF NOT EXISTS tws_fields (
+    collection TEXT NOT NULL,
+    field TEXT NOT NULL,
+    type TEXT NOT NULL,
+    PRIMARY KEY (collection, field)
+) WITHOUT ROWID;";
+
+/// The collection the old user file is imported into.
+const LEGACY_COLLECTION: &str = "users";
+
+pub(super) fn run(
+    conn: &mut Connection,
+    collections: &[Arc<Collection>],
+    data: &Path,
+    db: &Path,
+) -> Result<()> {
+    let legacy = data.join(LEGACY_FILE);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut imported = None;
+    for collection in collections {
+        let t = table(&collection.name);
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {t} (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                version INTEGER NOT NULL,
+                created TEXT NOT NULL,
+                updated TEXT,
+                data TEXT NOT NULL
+            );"
+        ))
+        .with_context(|| format!("cannot create the table of collection {}", collection.name))?;
+        for field in &collection.fields {
+            check_type_change(&tx, collection, &field.name, field.kind)?;
+            tx.execute(
+                "INSERT INTO tws_fields (collection, field, type) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (collection, field) DO UPDATE SET type = excluded.type",
+                params![collection.name, field.name, field.kind.name()],
+            )?;
+            let index = format!("\"c_{}__{}\"", collection.name, field.name);
+            if field.index {
+                let expr = field_expr(&field.name);
+                tx.execute_batch(&format!(
+                    "CREATE INDEX IF NOT EXISTS {index} ON {t} ({expr}, id);"
+                ))?;
+            } else {
+                tx.execute_batch(&format!("DROP INDEX IF EXISTS {index};"))?;
+            }
+        }
+        if collection.name == LEGACY_COLLECTION && legacy.exists() {
+            imported = Some(import_users(&tx, &legacy)?);
+        }
+    }
+    tx.commit()
+        .with_context(|| format!("cannot write {}", db.display()))?;
+    if let Some(read) = imported {
+        let backup = data.join(BACKUP_FILE);
+        std::fs::rename(&legacy, &backup)
+            .with_context(|| format!("imported {} but cannot rename it", legacy.display()))?;
+        if let Some((line, bytes)) = read.torn {
+            crate::report!(
+                "tws: warning: {}:{line}: skipped a torn last record ({bytes} bytes) left by an interrupted write",
+                legacy.display()
+            );
+        }
+        crate::report!(
+            "tws: imported {} users from {} into {}; the old file is kept as {}",
+            read.records,
+            legacy.display(),
+            db.display(),
+            backup.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a field's new type while records hold values of its old one (an integer field may
+/// become a number: every integer is one).
+fn check_type_change(
+    tx: &Connection,
+    collection: &Collection,
+    field: &str,
+    kind: FieldType,
+) -> Result<()> {
+    let stored: Option<String> = tx
+        .query_row(
+            "SELECT type FROM tws_fields WHERE collection = ?1 AND field = ?2",
+            params![collection.name, field],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(old) = stored.filter(|old| old != kind.name()) else {
+        return Ok(());
+    };
+    if old == FieldType::Integer.name() && kind == FieldType::Number {
+        return Ok(());
+    }
+    let holding: i64 = tx.query_row(
+        &format!(
+            "SELECT count(*) FROM {} WHERE json_type(data, '$.{field}') IS NOT NULL",
+            table(&collection.name)
+        ),
+        [],
+        |row| row.get(0),
+    )?;
+    if holding > 0 {
+        bail!(
+            "collection {}: field \"{field}\" cannot change from {old} to {} while {holding} records hold a value for it (keep the type, or declare a new field)",
+            collection.name,
+            kind.name()
+        );
+    }
+    Ok(())
+}
+
+/// Copies the old user file into the users table. Ids are kept; a record already there (an
+/// import cut short before the rename) is left as it is.
+fn import_users(tx: &Connection, path: &Path) -> Result<import::Read> {
+    let mut insert = tx.prepare(&format!(
+        "INSERT OR IGNORE INTO {} (id, version, created, data) VALUES (?1, 1, ?2, ?3)",
+        table(LEGACY_COLLECTION)
+    ))?;
+    import::read(path, |user| {
+        let data = serde_json::json!({ "Nombre": user.name }).to_string();
+        insert.execute(params![user.id, user.created, data])?;
+        Ok(())
+    })
+}

@@ -1,0 +1,224 @@
+//! The contract between the API handlers and a database: records, writes answered once they
+//! are durable, pages read by cursor. `sqlite` implements it; a PostgreSQL store plugs in here.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::schema::{Collection, Invalid};
+
+/// One stored record: the declared fields as a JSON object, and what the server keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Unique in its collection, increasing, never reused.
+    pub id: i64,
+    /// 1 at creation, one more at every update: part of the entity tag.
+    pub version: i64,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// RFC 3339, UTC; absent until the first update.
+    pub updated: Option<String>,
+    /// The fields, as the text of a JSON object.
+    pub data: String,
+}
+
+impl Record {
+    /// The strong entity tag of this version.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.id, self.version)
+    }
+
+    /// `{"id":1,<fields>,"created":"...","updated":"..."}`, appended to `out` without
+    /// re-parsing the stored fields.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(out, "{{\"id\":{}", self.id);
+        let inner = self
+            .data
+            .trim()
+            .strip_prefix('{')
+            .and_then(|d| d.strip_suffix('}'))
+            .unwrap_or("")
+            .trim();
+        if !inner.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(inner.as_bytes());
+        }
+        let _ = write!(out, ",\"created\":\"{}\"", self.created);
+        if let Some(updated) = &self.updated {
+            let _ = write!(out, ",\"updated\":\"{updated}\"");
+        }
+        out.push(b'}');
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.data.len() + 64);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// The stored fields.
+    pub fn fields(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.data) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// A change to a collection. `if_match` is the request's `If-Match` value, checked against
+/// the record's current entity tag in the same transaction as the change.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Fields already checked against the collection.
+    Create(Map<String, Value>),
+    /// Fields already checked against the collection.
+    Replace {
+        id: i64,
+        if_match: Option<String>,
+        fields: Map<String, Value>,
+    },
+    /// A JSON merge patch, checked once applied to the current record.
+    Patch {
+        id: i64,
+        if_match: Option<String>,
+        patch: Map<String, Value>,
+    },
+    Delete {
+        id: i64,
+        if_match: Option<String>,
+    },
+}
+
+impl Write {
+    /// The record it changes (0 for a create, whose id the store gives).
+    pub fn id(&self) -> i64 {
+        match self {
+            Write::Create(_) => 0,
+            Write::Replace { id, .. } | Write::Patch { id, .. } | Write::Delete { id, .. } => *id,
+        }
+    }
+}
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteError {
+    NotFound,
+    /// `If-Match` names another version.
+    PreconditionFailed,
+    /// The patched record breaks the collection's rules.
+    Invalid(Invalid),
+    /// The database could not make the change durable (disk full, I/O error); nothing was
+    /// changed.
+    Failed(String),
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The database could not be read.
+    Failed(String),
+    /// The query ran past its time limit (a filter or sort on a field without an index, over
+    /// many records) and was stopped.
+    TooSlow,
+}
+
+/// Called once a write is durable (with the record as written; `None` after a delete) or has
+/// failed; possibly on another thread.
+pub type Done = Box<dyn FnOnce(Result<Option<Record>, WriteError>) + Send>;
+
+/// Where a page starts: after the record with this id, whose sort key had this value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub value: Value,
+    pub id: i64,
+}
+
+/// What a page of a collection is made of.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PageQuery {
+    /// Equality on declared fields, values already of the field's type.
+    pub filters: Vec<(String, Value)>,
+    /// A declared field to order by (then by id); `None`: by id.
+    pub sort: Option<String>,
+    /// Largest first.
+    pub descending: bool,
+    pub after: Option<Cursor>,
+    pub limit: usize,
+}
+
+/// One page, and where the next starts when there is more.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub next: Option<Cursor>,
+}
+
+/// How writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// The writes waiting when a commit starts share it (group commit).
+    #[default]
+    Group,
+    /// Every write gets its own commit.
+    EachRecord,
+}
+
+impl SyncMode {
+    pub fn from_name(name: &str) -> Option<SyncMode> {
+        match name {
+            "group" => Some(SyncMode::Group),
+            "each" => Some(SyncMode::EachRecord),
+            _ => None,
+        }
+    }
+}
+
+/// A database of collections.
+pub trait Store: Send + Sync {
+    /// Makes the collections ready (tables, indexes), or says why a declared change cannot be
+    /// applied to the data already stored (a field changing type). Safe to call again with a
+    /// new declaration (hot reload).
+    fn prepare(&self, collections: &[Arc<Collection>]) -> anyhow::Result<()>;
+    /// Applies a write and calls `done` once it is durable. Never waits for the disk itself,
+    /// so that writes arriving together share one commit.
+    fn write(&self, collection: &Arc<Collection>, write: Write, done: Done);
+    fn get(&self, collection: &Collection, id: i64) -> Result<Option<Arc<Record>>, ReadError>;
+    /// The record if it is at hand in memory: a read that cannot block, fit for the event
+    /// loop. Stores without such a cache (or whose data other servers change) answer `None`.
+    fn cached(&self, _collection: &Collection, _id: i64) -> Option<Arc<Record>> {
+        None
+    }
+    fn page(&self, collection: &Collection, query: &PageQuery) -> Result<Page, ReadError>;
+    /// Where the data lives, for the banner.
+    fn location(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_written_as_one_json_object() {
+        let mut record = Record {
+            id: 7,
+            version: 2,
+            created: "2026-11-25T14:18:02Z".into(),
+            updated: None,
+            data: r#"{"Nombre":"Ana \"A\""}"#.into(),
+        };
+        let text = String::from_utf8(record.to_json()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":7,"Nombre":"Ana \"A\"","created":"2026-11-25T14:18:02Z"}"#
+        );
+        assert_eq!(record.etag(), "\"7-2\"");
+        record.data = "{}".into();
+        record.updated = Some("2026-11-26T00:00:00Z".into());
+        let value: Value = serde_json::from_slice(&record.to_json()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"id": 7, "created": "2026-11-25T14:18:02Z", "updated": "2026-11-26T00:00:00Z"})
+        );
+    }
+}

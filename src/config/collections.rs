@@ -1,0 +1,258 @@
+//! `[[collection]]`: a JSON collection's name, path and fields, checked into an
+//! `api::schema::Collection` and the two routes that serve it (the list and its records).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Locator;
+use super::routes::check_route_path;
+use super::rules::{OneOrMany, RawCors, SiteRules};
+use crate::api::Endpoint;
+use crate::api::schema::{Collection, Field, FieldType};
+use crate::http::{Method, Methods};
+use crate::routes::{Route, Target};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCollection {
+    name: String,
+    path: String,
+    #[serde(default)]
+    fields: BTreeMap<String, Spanned<RawField>>,
+    form_redirect: Option<String>,
+    require_if_match: Option<bool>,
+    methods: Option<Vec<String>>,
+    compress: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+    cors: Option<RawCors>,
+    auth: Option<String>,
+    host: Option<OneOrMany>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    #[serde(rename = "type")]
+    kind: String,
+    required: Option<bool>,
+    trim: Option<bool>,
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    min: Option<f64>,
+    max: Option<f64>,
+    index: Option<bool>,
+}
+
+/// Names the server keeps in every record.
+const RESERVED: [&str; 3] = ["id", "created", "updated"];
+
+/// The methods a collection answers, on its list and on its records.
+const LIST_METHODS: [Method; 3] = [Method::Get, Method::Head, Method::Post];
+const RECORD_METHODS: [Method; 5] = [
+    Method::Get,
+    Method::Head,
+    Method::Put,
+    Method::Patch,
+    Method::Delete,
+];
+
+/// The `users` collection the old user actions use when routes.toml declares none: a name
+/// (`Nombre`) of 1 to 100 characters, as those actions always checked.
+pub fn legacy_users() -> Collection {
+    Collection {
+        name: "users".into(),
+        path: "/users".into(),
+        fields: vec![Field {
+            name: "Nombre".into(),
+            kind: FieldType::String,
+            required: true,
+            trim: true,
+            min_length: Some(1),
+            max_length: Some(100),
+            min: None,
+            max: None,
+            index: false,
+        }],
+        form_redirect: None,
+        require_if_match: false,
+    }
+}
+
+/// Checks one `[[collection]]` declared on `line`; returns it and its routes.
+pub(super) fn validate(
+    raw: RawCollection,
+    line: usize,
+    rules: &SiteRules,
+    at: &Locator<'_>,
+) -> Result<(Arc<Collection>, Vec<Route>)> {
+    let name = raw.name.clone();
+    let fail = |message: String| {
+        anyhow!(
+            "{}:{line}: collection \"{name}\": {message}",
+            at.file.display()
+        )
+    };
+    let valid_name = name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid_name {
+        bail!(
+            "{}:{line}: collection \"{name}\": `name` must be lower-case letters, digits and '_', starting with a letter (at most 48)",
+            at.file.display()
+        );
+    }
+    if raw.path.contains('{') || raw.path == "/" || raw.path.ends_with('/') {
+        return Err(fail(
+            "`path` must name the list, as in \"/users\" (records are at path/{id})".into(),
+        ));
+    }
+    check_route_path(&raw.path).map_err(|m| fail(m.to_owned()))?;
+    if let Some(to) = &raw.form_redirect {
+        let local = to.starts_with('/') && !to.starts_with("//");
+        if !local || to.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(fail(
+                "`form_redirect` must be a path on this site, such as \"/thanks?id={id}\"".into(),
+            ));
+        }
+    }
+    if raw.fields.is_empty() {
+        return Err(fail(
+            "declare its fields, as in fields.Nombre = { type = \"string\" }".into(),
+        ));
+    }
+    let mut fields = Vec::with_capacity(raw.fields.len());
+    for (field_name, spanned) in raw.fields {
+        let field_line = at.line(spanned.span().start);
+        let field = check_field(field_name.clone(), spanned.into_inner()).map_err(|m| {
+            anyhow!(
+                "{}:{field_line}: collection \"{name}\": field \"{field_name}\": {m}",
+                at.file.display()
+            )
+        })?;
+        fields.push(field);
+    }
+    let allowed = match raw.methods {
+        None => Methods::of(&LIST_METHODS).union(Methods::of(&RECORD_METHODS)),
+        Some(names) => {
+            let mut set = Methods::NONE;
+            for method in names {
+                let m = Method::from_token(&method)
+                    .filter(|m| LIST_METHODS.contains(m) || RECORD_METHODS.contains(m))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "`methods`: \"{method}\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE"
+                        ))
+                    })?;
+                set = set.with(m);
+                if m == Method::Get {
+                    set = set.with(Method::Head);
+                }
+            }
+            set
+        }
+    };
+    let collection = Arc::new(Collection {
+        name: name.clone(),
+        path: raw.path.clone(),
+        fields,
+        form_redirect: raw.form_redirect,
+        require_if_match: raw.require_if_match.unwrap_or(false),
+    });
+    let site = rules
+        .for_route(raw.headers, raw.cors, raw.auth, raw.host)
+        .map_err(fail)?;
+    let mut routes = Vec::new();
+    for (item, methods) in [(false, &LIST_METHODS[..]), (true, &RECORD_METHODS[..])] {
+        let methods = Methods::of(methods).intersect(allowed);
+        if methods == Methods::NONE {
+            continue;
+        }
+        routes.push(Route {
+            path: if item {
+                format!("{}/{{id}}", raw.path)
+            } else {
+                raw.path.clone()
+            },
+            methods,
+            target: Target::Collection(Endpoint {
+                collection: Arc::clone(&collection),
+                item,
+                lenient: false,
+            }),
+            line,
+            compress: raw.compress.unwrap_or(true),
+            hosts: site.hosts.clone(),
+            headers: site.headers.clone(),
+            cors: site.cors.clone(),
+            auth: site.auth.clone(),
+        });
+    }
+    Ok((collection, routes))
+}
+
+fn check_field(name: String, raw: RawField) -> Result<Field, String> {
+    let valid = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(
+            "a field name must be letters, digits and '_', not starting with a digit (at most 64)"
+                .into(),
+        );
+    }
+    if RESERVED.contains(&name.as_str()) {
+        return Err(format!(
+            "the server sets \"{name}\" itself; choose another name"
+        ));
+    }
+    let kind = FieldType::from_name(&raw.kind)
+        .ok_or_else(|| format!("`type` must be one of {}", FieldType::NAMES.join(", ")))?;
+    let textual = kind.textual();
+    let numeric = matches!(kind, FieldType::Integer | FieldType::Number);
+    for (key, present, applies) in [
+        ("min_length", raw.min_length.is_some(), textual),
+        ("max_length", raw.max_length.is_some(), textual),
+        ("trim", raw.trim.is_some(), textual),
+        ("min", raw.min.is_some(), numeric),
+        ("max", raw.max.is_some(), numeric),
+    ] {
+        if present && !applies {
+            return Err(format!(
+                "`{key}` does not apply to `type = \"{}\"`",
+                kind.name()
+            ));
+        }
+    }
+    if let (Some(min), Some(max)) = (raw.min_length, raw.max_length)
+        && min > max
+    {
+        return Err(format!(
+            "`min_length` ({min}) is more than `max_length` ({max})"
+        ));
+    }
+    if let (Some(min), Some(max)) = (raw.min, raw.max)
+        && min > max
+    {
+        return Err(format!("`min` ({min}) is more than `max` ({max})"));
+    }
+    if raw.min.is_some_and(|n| !n.is_finite()) || raw.max.is_some_and(|n| !n.is_finite()) {
+        return Err("`min` and `max` must be finite numbers".into());
+    }
+    Ok(Field {
+        name,
+        kind,
+        required: raw.required.unwrap_or(false),
+        trim: raw.trim.unwrap_or(textual),
+        min_length: raw.min_length,
+        max_length: raw.max_length,
+        min: raw.min,
+        max: raw.max,
+        index: raw.index.unwrap_or(false),
+    })
+}
