@@ -54,6 +54,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 
+    /// Keep collections in PostgreSQL (postgres://user@host:port/db; the password may come
+    /// from PGPASSWORD or ~/.pgpass) instead of the embedded database under --data
+    #[arg(long, value_name = "URL", env = "TWS_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+
     /// Validate the routes file and every file it names, print the route table, and exit
     #[arg(long)]
     pub check: bool,
@@ -161,6 +166,7 @@ impl Cli {
             root: self.root.clone(),
             threads: self.threads.map(usize::from),
             data: self.data.clone(),
+            store: self.store.clone(),
             access_log: self.access_log.clone(),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),

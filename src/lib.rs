@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod http;
 pub mod log;
 pub mod man;
+pub mod metrics;
 pub mod password;
 pub mod path;
 pub mod reload;
@@ -75,9 +76,9 @@ fn run_inner(cli: &Cli) -> Result<()> {
     }
     warn_about_plain_passwords(&config);
     let store: Option<Arc<dyn Store>> = if config.uses_store() {
-        let store = SqliteStore::open(&config.server.data, config.server.fsync)?;
+        let store = open_store(&config.server)?;
         store.prepare(&config.collections)?;
-        Some(Arc::new(store))
+        Some(store)
     } else {
         None
     };
@@ -150,6 +151,15 @@ fn run_inner(cli: &Cli) -> Result<()> {
         }
     });
     server.run(reloader, watch)
+}
+
+/// The database collections live in: PostgreSQL when `store` names one, else SQLite under
+/// the data folder.
+pub fn open_store(server: &config::Server) -> Result<Arc<dyn Store>> {
+    Ok(match &server.store {
+        Some(url) => Arc::new(api::postgres::PgStore::open(&url.0)?),
+        None => Arc::new(SqliteStore::open(&server.data, server.fsync)?),
+    })
 }
 
 /// The route table as `--check` prints it: routes for any host, then each host's.

@@ -10,7 +10,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::api::sqlite::SqliteStore;
 use crate::api::store::Store;
 use crate::config::{self, Config, Overrides};
 use crate::handlers::App;
@@ -185,6 +184,21 @@ impl Reloader {
 
     /// Loads and validates the routes file; swaps it in, or says why not. Returns success.
     pub fn reload(&mut self) -> bool {
+        if self.source.is_none() {
+            return false;
+        }
+        let ok = self.load_and_swap();
+        let registry = crate::metrics::registry();
+        let counter = if ok {
+            &registry.reloads_ok
+        } else {
+            &registry.reloads_failed
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ok
+    }
+
+    fn load_and_swap(&mut self) -> bool {
         let Some(source) = self.source.clone() else {
             return false;
         };
@@ -207,9 +221,9 @@ impl Reloader {
         if config.uses_store() {
             let prepared = match &self.store {
                 Some(store) => store.prepare(&config.collections),
-                None => SqliteStore::open(&old.server.data, old.server.fsync).and_then(|store| {
+                None => crate::open_store(&old.server).and_then(|store| {
                     store.prepare(&config.collections)?;
-                    self.store = Some(Arc::new(store));
+                    self.store = Some(store);
                     Ok(())
                 }),
             };
@@ -227,6 +241,7 @@ impl Reloader {
         server.threads = old.server.threads;
         server.data.clone_from(&old.server.data);
         server.fsync = old.server.fsync;
+        server.store.clone_from(&old.server.store);
         server.access_log.clone_from(&old.server.access_log);
         server.tls.clone_from(&old.server.tls);
         server.redirect_http = old.server.redirect_http;
@@ -277,6 +292,9 @@ fn restart_only_changes(old: &config::Server, new: &config::Server) -> Vec<&'sta
     }
     if old.fsync != new.fsync {
         changed.push("fsync");
+    }
+    if old.store != new.store {
+        changed.push("store");
     }
     if old.access_log != new.access_log {
         changed.push("access_log");

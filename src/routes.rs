@@ -99,14 +99,17 @@ pub struct DirSpec {
 pub enum Action {
     /// Liveness: uptime and version.
     Health,
+    /// Prometheus metrics.
+    Metrics,
 }
 
 impl Action {
-    const ALL: [Action; 1] = [Action::Health];
+    const ALL: [Action; 2] = [Action::Health, Action::Metrics];
 
     pub fn name(self) -> &'static str {
         match self {
             Action::Health => "health",
+            Action::Metrics => "metrics",
         }
     }
 
@@ -120,7 +123,7 @@ impl Action {
 
     fn methods(self) -> Methods {
         match self {
-            Action::Health => Methods::of(&[Method::Get, Method::Head]),
+            Action::Health | Action::Metrics => Methods::of(&[Method::Get, Method::Head]),
         }
     }
 }

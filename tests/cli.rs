@@ -93,13 +93,15 @@ fn environment_variables_stand_in_for_flags() {
 fn check_validates_the_bundled_routes_and_prints_the_table() {
     let (code, out, err) = run(&["--check", "--config", "routes.toml"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("routes.toml: ok, 15 routes\n"), "{out}");
+    assert!(out.starts_with("routes.toml: ok, 16 routes\n"), "{out}");
     for path in [
         "/page_four",
         "/image_user_two",
         "/bigfile",
         "/createUser",
         "/users/{id}",
+        "/metrics",
+        "collection users (records)",
     ] {
         assert!(out.contains(path), "{path} in {out}");
     }

@@ -173,6 +173,74 @@ fn health_reports_status_version_and_uptime() {
 }
 
 #[test]
+fn metrics_count_requests_and_pass_promtool() {
+    let data = scratch("living-metrics");
+    let server = Server::bundled(&data);
+    assert_eq!(get(&server, "/").status, 200);
+    assert_eq!(get(&server, "/nowhere").status, 404);
+    let created = common::one(
+        &server,
+        b"POST /users HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"Nombre\":\"Mo\"}",
+    );
+    assert_eq!(created.status, 201);
+    let reply = get(&server, "/metrics");
+    assert_eq!(
+        (reply.status, reply.header("content-type")),
+        (200, Some("text/plain; version=0.0.4; charset=utf-8"))
+    );
+    let text = reply.text();
+    for line in [
+        "tws_requests_total{route=\"/\",code=\"2xx\"} 1",
+        "tws_requests_total{route=\"/users\",code=\"2xx\"} 1",
+        "tws_requests_total{route=\"\",code=\"4xx\"} 1",
+        "tws_store_commits_total 1",
+        "tws_store_rows_total 1",
+        "tws_reloads_total{result=\"ok\"} 0",
+        "tws_open_connections 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    assert!(
+        text.contains("tws_request_duration_seconds_count 3"),
+        "{text}"
+    );
+    assert!(text.contains("tws_build_info{version=\""), "{text}");
+    // The exposition format, as Prometheus's own linter reads it.
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => {
+            assert!(
+                std::env::var_os("TWS_REQUIRE_TOOLS").is_none(),
+                "promtool is required (TWS_REQUIRE_TOOLS) but not installed"
+            );
+            eprintln!(
+                "note: promtool is not installed; format not checked (apt-get install prometheus)"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_listener_passed_by_systemd_is_used() {
     use std::os::fd::AsRawFd;
     let dir = site("living-activation");

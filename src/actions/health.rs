@@ -1,26 +1,57 @@
-//! The `health` action: a liveness answer with the process's uptime and version.
+//! The `health` action: whether this node should get traffic (503 while it drains before
+//! stopping, or while its database does not answer), with its uptime and version.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::api::store::Store;
 use crate::http::Response;
 
 static STARTED: OnceLock<Instant> = OnceLock::new();
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// From now on the node says it is draining: a load balancer stops sending it requests.
+pub fn set_draining() {
+    DRAINING.store(true, Ordering::Release);
+}
 
 /// Records the moment the server started; later calls keep the first.
 pub fn mark_start() {
     STARTED.get_or_init(Instant::now);
 }
 
-/// `200 {"status": "ok", "version": "...", "uptime_seconds": N}`
-pub fn report() -> Response {
-    let uptime = STARTED.get_or_init(Instant::now).elapsed();
-    let body = serde_json::json!({
+/// Time since the server started.
+pub fn uptime() -> std::time::Duration {
+    STARTED.get_or_init(Instant::now).elapsed()
+}
+
+/// `200 {"status": "ok", "version": "...", "uptime_seconds": N}` (with `"store": "ok"` when
+/// collections use a database); 503 with `"status": "draining"`, or `"unavailable"` and the
+/// database's error.
+pub fn report(store: Option<&dyn Store>) -> Response {
+    let uptime = uptime();
+    let mut body = serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": uptime.as_secs_f64(),
     });
-    Response::json(200, &body).header("Cache-Control", "no-store")
+    let mut status = 200;
+    if let Some(store) = store {
+        body["store"] = match store.health() {
+            Ok(()) => "ok".into(),
+            Err(why) => {
+                status = 503;
+                body["status"] = "unavailable".into();
+                why.into()
+            }
+        };
+    }
+    if DRAINING.load(Ordering::Acquire) {
+        status = 503;
+        body["status"] = "draining".into();
+    }
+    Response::json(status, &body).header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]
@@ -30,7 +61,7 @@ mod tests {
     #[test]
     fn reports_status_version_and_a_growing_uptime() {
         mark_start();
-        let first = report();
+        let first = report(None);
         assert_eq!(first.status, 200);
         let crate::http::Body::Bytes(body) = first.body else {
             panic!()

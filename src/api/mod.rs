@@ -2,7 +2,9 @@
 //! records become checked reads and writes of a `Store`; answers carry entity tags, cursors
 //! and JSON errors, and a browser's form submission is sent on with 303.
 
+pub mod apply;
 pub mod import;
+pub mod postgres;
 pub mod query;
 pub mod schema;
 pub mod sqlite;

@@ -258,6 +258,26 @@ fn is_email(text: &str) -> bool {
         && !text.contains(char::is_whitespace)
 }
 
+/// Refuses a field's new type while `holding` records hold a value of its old one (an
+/// integer may become a number: every integer is one).
+pub fn type_change(
+    collection: &Collection,
+    field: &str,
+    old: FieldType,
+    new: FieldType,
+    holding: i64,
+) -> anyhow::Result<()> {
+    if old == new || (old == FieldType::Integer && new == FieldType::Number) || holding == 0 {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "collection {}: field \"{field}\" cannot change from {} to {} while {holding} records hold a value for it (keep the type, or declare a new field)",
+        collection.name,
+        old.name(),
+        new.name()
+    )
+}
+
 /// Applies a JSON merge patch (RFC 7396) to a record's fields: `null` removes a field.
 pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
     for (key, value) in patch {

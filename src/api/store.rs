@@ -174,6 +174,30 @@ impl SyncMode {
     }
 }
 
+/// What a store has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Transactions committed.
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Writes those transactions carried.
+    pub rows: std::sync::atomic::AtomicU64,
+    /// Commits, reads or connections that failed.
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    pub fn committed(&self, rows: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.commits.fetch_add(1, Relaxed);
+        self.rows.fetch_add(rows as u64, Relaxed);
+    }
+
+    pub fn failed(&self) {
+        self.errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A database of collections.
 pub trait Store: Send + Sync {
     /// Makes the collections ready (tables, indexes), or says why a declared change cannot be
@@ -190,8 +214,15 @@ pub trait Store: Send + Sync {
         None
     }
     fn page(&self, collection: &Collection, query: &PageQuery) -> Result<Page, ReadError>;
-    /// Where the data lives, for the banner.
+    /// Where the data lives, for the banner (never with a password).
     fn location(&self) -> String;
+    /// Commits, rows and errors so far.
+    fn counters(&self) -> &Counters;
+    /// Whether the database answers now (checked at most a few times a second): `/healthz`
+    /// reports it so that a load balancer can take the node out.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 pub use collections::legacy_users;
 pub use routes::{DEFAULT_INDEX, MAX_ERROR_PAGE_BYTES};
-pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, Timeouts, TlsSettings};
+pub use server::{
+    DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, StoreUrl, Timeouts, TlsSettings,
+};
 
 /// A validated configuration: server settings and a route table.
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct Overrides {
     pub root: Option<PathBuf>,
     pub threads: Option<usize>,
     pub data: Option<PathBuf>,
+    /// `--store URL`: a PostgreSQL database for collections.
+    pub store: Option<String>,
     /// `--access-log`: a file, or `-` for stdout.
     pub access_log: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,

@@ -33,6 +33,8 @@ pub struct Server {
     pub data: PathBuf,
     /// How user records reach the disk.
     pub fsync: SyncMode,
+    /// A PostgreSQL URL: collections live there instead of the embedded database.
+    pub store: Option<StoreUrl>,
     pub limits: Limits,
     /// Most connections open at once; `None` means as many as the descriptor limit allows.
     pub max_connections: Option<usize>,
@@ -52,6 +54,16 @@ pub struct Server {
     pub redirect_http: Option<u16>,
     /// Compression on the fly.
     pub compression: crate::compress::Settings,
+}
+
+/// A database URL, which may hold a password: shown without it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreUrl(..)")
+    }
 }
 
 /// Where the TLS certificate comes from.
@@ -84,6 +96,9 @@ pub struct Timeouts {
     pub linger: Duration,
     /// After SIGTERM or SIGINT, how long requests in flight may take to finish.
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long tws keeps serving while `/healthz` says it is draining, so that
+    /// a load balancer stops sending before it stops accepting.
+    pub drain: Duration,
 }
 
 impl Default for Timeouts {
@@ -95,6 +110,7 @@ impl Default for Timeouts {
             send: Duration::from_secs(30),
             linger: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
+            drain: Duration::ZERO,
         }
     }
 }
@@ -108,6 +124,7 @@ pub(super) struct RawServer {
     threads: Option<usize>,
     data: Option<PathBuf>,
     fsync: Option<Spanned<String>>,
+    store: Option<String>,
     access_log: Option<PathBuf>,
     max_listing_entries: Option<Spanned<usize>>,
     tls: Option<Spanned<RawTls>>,
@@ -161,6 +178,7 @@ struct RawTimeouts {
     idle: Option<Spanned<f64>>,
     send: Option<Spanned<f64>>,
     shutdown_grace: Option<Spanned<f64>>,
+    drain: Option<Spanned<f64>>,
 }
 
 pub(super) fn server_settings(
@@ -262,6 +280,10 @@ pub(super) fn server_settings(
         send: seconds(t.send, d.send, at, "send")?,
         linger: d.linger,
         shutdown_grace: seconds(t.shutdown_grace, d.shutdown_grace, at, "shutdown_grace")?,
+        drain: match t.drain {
+            Some(v) if *v.get_ref() == 0.0 => Duration::ZERO,
+            other => seconds(other, d.drain, at, "drain")?,
+        },
     };
     let (tls, redirect_http) = tls_settings(raw.tls, base, cli, at)?;
     let port = cli.port.or(raw.port).unwrap_or(DEFAULT_PORT);
@@ -288,6 +310,7 @@ pub(super) fn server_settings(
             .clone()
             .unwrap_or_else(|| base.join(raw.data.unwrap_or_else(|| DEFAULT_DATA_DIR.into()))),
         fsync,
+        store: cli.store.clone().or(raw.store).map(StoreUrl),
         limits,
         max_connections,
         min_send_rate,

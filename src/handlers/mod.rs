@@ -349,7 +349,9 @@ impl App {
                 &self.listings,
                 self.compression_for(route),
             ),
-            Target::Action(action) => return reply.send(actions::run(*action)),
+            Target::Action(action) => {
+                return reply.send(actions::run(*action, self.store.as_deref()));
+            }
             Target::Collection(endpoint) => {
                 let Some(store) = self.store.as_deref() else {
                     let err = HttpError::ServiceUnavailable("no database is open");

@@ -143,5 +143,6 @@ impl EventLoop {
         }
         let _ = sock.write(&bytes);
         self.log.record(peer, None, 503, len, None);
+        self.count().refused();
     }
 }

@@ -74,6 +74,8 @@ pub struct Conn {
     pub last_active: Instant,
     /// No response has been sent yet.
     pub first_request: bool,
+    /// When the current request's first byte was read.
+    pub started: Instant,
     /// Response bytes written so far, and at the start of the current send-rate window.
     pub sent: u64,
     pub window_sent: u64,
@@ -126,6 +128,7 @@ impl Conn {
             deadline,
             last_active: now,
             first_request: true,
+            started: now,
             sent: 0,
             window_sent: 0,
             window_start: now,

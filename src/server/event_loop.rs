@@ -22,7 +22,9 @@ use crate::http::date::DateCache;
 use crate::http::response::ErrorFormat;
 use crate::http::{HttpError, Limits};
 use crate::log::AccessLog;
+use crate::metrics::{self, LoopCounts, Timeout};
 use crate::reload::Live;
+use std::sync::Mutex;
 
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// How often deadlines are checked and idle buffers released.
@@ -39,6 +41,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 
 pub struct EventLoop {
+    /// What this loop counts for /metrics.
+    counts: Arc<Mutex<LoopCounts>>,
     pub(super) poll: Poll,
     /// The sockets this loop accepts from; emptied when stopping.
     pub(super) listeners: Vec<Listening>,
@@ -89,6 +93,8 @@ impl EventLoop {
         let now = Instant::now();
         let snapshot = live.snapshot();
         let settings = &snapshot.server;
+        let counts = metrics::registry().add_loop();
+        route_labels(&counts, &snapshot.app);
         EventLoop {
             poll,
             listeners,
@@ -104,6 +110,7 @@ impl EventLoop {
             awaiting_budget: Vec::new(),
             body_released: 0,
             log,
+            counts,
             conns: Slab::new(),
             cache: FileCache::default(),
             ready: VecDeque::new(),
@@ -187,12 +194,20 @@ impl EventLoop {
         }
     }
 
+    /// This loop's metrics, to count in.
+    pub(super) fn count(&self) -> std::sync::MutexGuard<'_, LoopCounts> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Takes up a reloaded routes file: new requests use it; requests already with a worker
     /// finish on the application they started with. Cached files of the old table are dropped.
     fn switch_snapshot(&mut self) {
         self.generation = self.live.generation();
         let snapshot = self.live.snapshot();
         self.app = Arc::clone(&snapshot.app);
+        route_labels(&self.counts, &self.app);
         self.limits = snapshot.server.limits;
         self.timeouts = snapshot.server.timeouts;
         self.min_send_rate = snapshot.server.min_send_rate;
@@ -302,6 +317,13 @@ impl EventLoop {
             }
         }
         for key in expired {
+            let kind = match self.conns[key].state {
+                State::Head => Timeout::Header,
+                State::Body(_) => Timeout::Body,
+                State::Sending => Timeout::Send,
+                _ => Timeout::Idle,
+            };
+            self.count().timeout(kind);
             match self.conns[key].state {
                 State::Head | State::Body(_) => {
                     let response = self.app.error(HttpError::RequestTimeout, ErrorFormat::Text);
@@ -319,4 +341,12 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Names the routes of a table in a loop's metrics.
+fn route_labels(counts: &Mutex<LoopCounts>, app: &App) {
+    counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .routes(app.routes().iter().map(|r| r.path.clone()));
 }

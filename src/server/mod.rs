@@ -43,11 +43,11 @@ const RESERVED_FDS: usize = 128;
 
 /// What the event loops share.
 pub struct Control {
-    /// Connections open across all loops.
-    open: AtomicUsize,
     /// The cap; a reload may change it.
     max_connections: AtomicUsize,
     /// Set by the first SIGTERM or SIGINT.
+    signalled: AtomicBool,
+    /// Set once the loops are to stop accepting (after the drain, if any).
     stopping: AtomicBool,
     /// Request-body bytes buffered across all loops (see `budget`).
     body_held: AtomicUsize,
@@ -57,16 +57,19 @@ impl Control {
     /// Counts a new connection, unless the cap is reached.
     fn admit(&self) -> bool {
         let max = self.max_connections.load(Ordering::Relaxed);
-        if self.open.fetch_add(1, Ordering::AcqRel) < max {
+        let open = &crate::metrics::registry().open_connections;
+        if open.fetch_add(1, Ordering::AcqRel) < max {
             true
         } else {
-            self.open.fetch_sub(1, Ordering::AcqRel);
+            open.fetch_sub(1, Ordering::AcqRel);
             false
         }
     }
 
     fn release(&self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::registry()
+            .open_connections
+            .fetch_sub(1, Ordering::AcqRel);
     }
 
     fn stopping(&self) -> bool {
@@ -174,8 +177,8 @@ impl Server {
             live,
             settings,
             control: Arc::new(Control {
-                open: AtomicUsize::new(0),
                 max_connections: AtomicUsize::new(max_connections),
+                signalled: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 body_held: AtomicUsize::new(0),
             }),
@@ -257,6 +260,7 @@ impl Server {
         };
         let control = Arc::clone(&self.control);
         let grace = self.settings.timeouts.shutdown_grace;
+        let drain = self.settings.timeouts.drain;
         let mut signals = self.signals;
         let access_sink = self.access_sink.clone();
         std::thread::Builder::new()
@@ -281,18 +285,41 @@ impl Server {
                         }
                         continue;
                     }
-                    if control.stopping.swap(true, Ordering::AcqRel) {
+                    if control.signalled.swap(true, Ordering::AcqRel) {
                         crate::report!("tws: second signal: exiting now");
                         crate::log::sink::flush_stderr(std::time::Duration::from_millis(200));
                         std::process::exit(130);
                     }
-                    crate::report!(
-                        "tws: stopping: no new connections; finishing requests in flight (up to {:.0}s; signal again to exit now)",
-                        grace.as_secs_f64()
-                    );
-                    for waker in &wakers {
-                        let _ = waker.wake();
+                    let stop = {
+                        let (control, wakers) = (Arc::clone(&control), wakers.clone());
+                        move || {
+                            crate::report!(
+                                "tws: stopping: no new connections; finishing requests in flight (up to {:.0}s; signal again to exit now)",
+                                grace.as_secs_f64()
+                            );
+                            control.stopping.store(true, Ordering::Release);
+                            for waker in &wakers {
+                                let _ = waker.wake();
+                            }
+                        }
+                    };
+                    if drain.is_zero() {
+                        stop();
+                        continue;
                     }
+                    // Serve on while /healthz says draining, so that a load balancer stops
+                    // sending requests before the listener closes.
+                    crate::actions::health::set_draining();
+                    crate::report!(
+                        "tws: draining: /healthz answers 503 for {:.1}s, then stopping",
+                        drain.as_secs_f64()
+                    );
+                    let _ = std::thread::Builder::new()
+                        .name("tws-drain".to_owned())
+                        .spawn(move || {
+                            std::thread::sleep(drain);
+                            stop();
+                        });
                 }
             })
             .context("cannot start the signal thread")?;

@@ -88,6 +88,7 @@ impl EventLoop {
         }
         if let State::Idle = conn.state {
             conn.state = State::Head;
+            conn.started = self.now;
             // A new connection keeps the deadline it got at accept; a kept-alive one gets the
             // header timeout from its next request's first byte.
             if !conn.first_request {
@@ -403,6 +404,9 @@ impl EventLoop {
         let sent = if head_only { 0 } else { response.body.len() };
         self.log
             .record(conn.peer, req, response.status, sent, conn.tls_version());
+        let took = self.now.saturating_duration_since(conn.started);
+        self.count().response(route, response.status, sent, took);
+        let conn = &mut self.conns[key];
         if !head_only {
             conn.queue_body(response.body, version == Version::Http11);
         }

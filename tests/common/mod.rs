@@ -2,6 +2,7 @@
 //! its log, and speaks raw HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};

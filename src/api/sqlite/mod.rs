@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
 use super::schema::Collection;
-use super::store::{Done, Page, PageQuery, ReadError, Record, Store, SyncMode, Write};
+use super::store::{Counters, Done, Page, PageQuery, ReadError, Record, Store, SyncMode, Write};
 
 /// The database file, inside the data folder.
 pub const DB_FILE: &str = "tws.db";
@@ -45,6 +45,7 @@ pub struct SqliteStore {
     /// Read-only connections not in use.
     readers: Mutex<Vec<Connection>>,
     cache: Arc<cache::Cache>,
+    counters: Arc<Counters>,
     /// Held (locked) while the store is open: one server per data folder, since the cache
     /// trusts that no one else writes.
     _lock: std::fs::File,
@@ -78,9 +79,11 @@ impl SqliteStore {
         let shown = path.display().to_string();
         let cache = Arc::new(cache::Cache::new(RECORD_CACHE_BYTES));
         let written = Arc::clone(&cache);
+        let counters = Arc::new(Counters::default());
+        let counted = Arc::clone(&counters);
         let writer = std::thread::Builder::new()
             .name("tws-db-writer".into())
-            .spawn(move || writer::run(conn, queue, mode, &written, &shown))
+            .spawn(move || writer::run(conn, queue, mode, &written, &counted, &shown))
             .context("cannot start the database writer")?;
         Ok(SqliteStore {
             path,
@@ -89,6 +92,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
             cache,
+            counters,
             _lock: lock,
         })
     }
@@ -105,7 +109,10 @@ impl SqliteStore {
         };
         let result = f(&mut conn).map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::OperationInterrupted) => ReadError::TooSlow,
-            _ => ReadError::Failed(e.to_string()),
+            _ => {
+                self.counters.failed();
+                ReadError::Failed(e.to_string())
+            }
         });
         lock(&self.readers).push(conn);
         result
@@ -209,6 +216,10 @@ impl Store for SqliteStore {
 
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.counters
     }
 }
 

@@ -5,12 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{field_expr, table};
 use crate::api::import::{self, BACKUP_FILE, LEGACY_FILE};
-use crate::api::schema::{Collection, FieldType};
+use crate::api::schema::{Collection, FieldType, type_change};
 
 /// The table remembering each declared field's type.
 pub(super) const REGISTRY: &str = "CREATE TABLE IF NOT EXISTS tws_fields (
@@ -88,8 +88,7 @@ pub(super) fn run(
     Ok(())
 }
 
-/// Refuses a field's new type while records hold values of its old one (an integer field may
-/// become a number: every integer is one).
+/// Refuses a field's new type while records hold values of its old one.
 fn check_type_change(
     tx: &Connection,
     collection: &Collection,
@@ -103,10 +102,10 @@ fn check_type_change(
             |row| row.get(0),
         )
         .optional()?;
-    let Some(old) = stored.filter(|old| old != kind.name()) else {
+    let Some(old) = stored.as_deref().and_then(FieldType::from_name) else {
         return Ok(());
     };
-    if old == FieldType::Integer.name() && kind == FieldType::Number {
+    if old == kind {
         return Ok(());
     }
     let holding: i64 = tx.query_row(
@@ -117,14 +116,7 @@ fn check_type_change(
         [],
         |row| row.get(0),
     )?;
-    if holding > 0 {
-        bail!(
-            "collection {}: field \"{field}\" cannot change from {old} to {} while {holding} records hold a value for it (keep the type, or declare a new field)",
-            collection.name,
-            kind.name()
-        );
-    }
-    Ok(())
+    type_change(collection, field, old, kind, holding)
 }
 
 /// Copies the old user file into the users table. Ids are kept; a record already there (an

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use serde_json::{Map, Value};
 
 use super::cache::Cache;
 use super::table;
-use crate::api::schema::{Collection, merge_patch};
-use crate::api::store::{Done, Record, SyncMode, Write, WriteError};
-use crate::http::conditional::if_match_holds;
+use crate::api::apply::{Outcome, Rows, apply};
+use crate::api::schema::Collection;
+use crate::api::store::{Counters, Done, Record, SyncMode, Write, WriteError};
 
 /// Most writes sharing one commit.
 const MAX_BATCH: usize = 1024;
@@ -24,14 +23,13 @@ pub(super) struct Job {
     pub done: Done,
 }
 
-type Outcome = Result<Option<Record>, WriteError>;
-
 /// Serves writes until every sender is gone.
 pub(super) fn run(
     mut conn: Connection,
     queue: Receiver<Job>,
     mode: SyncMode,
     cache: &Cache,
+    counters: &Counters,
     shown: &str,
 ) {
     let mut failing = false;
@@ -48,6 +46,7 @@ pub(super) fn run(
         }
         let outcomes = match commit(&mut conn, &batch, &mut statements) {
             Ok(outcomes) => {
+                counters.committed(batch.len());
                 if failing {
                     crate::report!("tws: {shown}: writes succeed again");
                     failing = false;
@@ -55,6 +54,7 @@ pub(super) fn run(
                 outcomes
             }
             Err(e) => {
+                counters.failed();
                 // Nothing of the batch was written (the transaction rolled back); later
                 // writes try again.
                 if !failing {
@@ -95,6 +95,63 @@ impl Statements {
     }
 }
 
+/// A transaction's row operations, with each table's statements made once.
+struct SqliteRows<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    statements: &'t mut HashMap<String, Statements>,
+}
+
+impl SqliteRows<'_, '_> {
+    fn sql(&mut self, collection: &str) -> &Statements {
+        if !self.statements.contains_key(collection) {
+            self.statements
+                .insert(collection.to_owned(), Statements::new(collection));
+        }
+        &self.statements[collection]
+    }
+}
+
+impl Rows for SqliteRows<'_, '_> {
+    type Error = rusqlite::Error;
+
+    fn insert(&mut self, collection: &str, created: &str, data: &str) -> rusqlite::Result<i64> {
+        let tx = self.tx;
+        tx.prepare_cached(&self.sql(collection).insert)?
+            .execute(params![created, data])?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    fn current(&mut self, collection: &str, id: i64) -> rusqlite::Result<Option<Record>> {
+        // The writer is the only one: what it reads stays so until it commits.
+        let tx = self.tx;
+        tx.prepare_cached(&self.sql(collection).select)?
+            .query_row([id], |row| {
+                Ok(Record {
+                    id,
+                    version: row.get(0)?,
+                    created: row.get(1)?,
+                    updated: None,
+                    data: row.get(2)?,
+                })
+            })
+            .optional()
+    }
+
+    fn update(&mut self, collection: &str, r: &Record) -> rusqlite::Result<()> {
+        let tx = self.tx;
+        tx.prepare_cached(&self.sql(collection).update)?
+            .execute(params![r.version, r.updated, r.data, r.id])?;
+        Ok(())
+    }
+
+    fn delete(&mut self, collection: &str, id: i64) -> rusqlite::Result<()> {
+        let tx = self.tx;
+        tx.prepare_cached(&self.sql(collection).delete)?
+            .execute([id])?;
+        Ok(())
+    }
+}
+
 /// Applies a batch in one transaction and commits it.
 fn commit(
     conn: &mut Connection,
@@ -103,99 +160,14 @@ fn commit(
 ) -> rusqlite::Result<Vec<Outcome>> {
     let now = crate::time::now_rfc3339();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut rows = SqliteRows {
+        tx: &tx,
+        statements,
+    };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        let name = &job.collection.name;
-        if !statements.contains_key(name) {
-            statements.insert(name.clone(), Statements::new(name));
-        }
-        outcomes.push(apply(&tx, job, &statements[name], &now)?);
+        outcomes.push(apply(&mut rows, &job.collection, &job.write, &now)?);
     }
     tx.commit()?;
     Ok(outcomes)
-}
-
-/// One write inside the transaction: `Err` only for a database failure, which fails the batch.
-fn apply(
-    tx: &Transaction<'_>,
-    job: &Job,
-    sql: &Statements,
-    now: &str,
-) -> rusqlite::Result<Outcome> {
-    let (id, if_match) = match &job.write {
-        Write::Create(fields) => {
-            let data = json_text(fields);
-            tx.prepare_cached(&sql.insert)?
-                .execute(params![now, data])?;
-            return Ok(Ok(Some(Record {
-                id: tx.last_insert_rowid(),
-                version: 1,
-                created: now.to_owned(),
-                updated: None,
-                data,
-            })));
-        }
-        Write::Replace { id, if_match, .. }
-        | Write::Patch { id, if_match, .. }
-        | Write::Delete { id, if_match } => (*id, if_match),
-    };
-    let current = tx
-        .prepare_cached(&sql.select)?
-        .query_row([id], |row| {
-            Ok(Record {
-                id,
-                version: row.get(0)?,
-                created: row.get(1)?,
-                updated: None,
-                data: row.get(2)?,
-            })
-        })
-        .optional()?;
-    let Some(current) = current else {
-        return Ok(Err(WriteError::NotFound));
-    };
-    if let Some(value) = if_match
-        && !if_match_holds(value, &current.etag())
-    {
-        return Ok(Err(WriteError::PreconditionFailed));
-    }
-    let fields = match &job.write {
-        Write::Delete { .. } => {
-            tx.prepare_cached(&sql.delete)?.execute([id])?;
-            return Ok(Ok(None));
-        }
-        Write::Replace { fields, .. } => fields.clone(),
-        Write::Patch { patch, .. } => match patched(&job.collection, &current, patch) {
-            Ok(fields) => fields,
-            Err(e) => return Ok(Err(e)),
-        },
-        Write::Create(_) => unreachable!("handled above"),
-    };
-    let data = json_text(&fields);
-    let version = current.version + 1;
-    tx.prepare_cached(&sql.update)?
-        .execute(params![version, now, data, id])?;
-    Ok(Ok(Some(Record {
-        version,
-        updated: Some(now.to_owned()),
-        data,
-        ..current
-    })))
-}
-
-fn json_text(fields: &Map<String, Value>) -> String {
-    serde_json::to_string(fields).unwrap_or_else(|_| "{}".to_owned())
-}
-
-/// The record with a merge patch applied, checked whole. Stored fields the collection no
-/// longer declares are dropped rather than refused: the patch did not write them.
-fn patched(
-    collection: &Collection,
-    current: &Record,
-    patch: &Map<String, Value>,
-) -> Result<Map<String, Value>, WriteError> {
-    let mut fields = current.fields();
-    fields.retain(|name, _| collection.field(name).is_some());
-    merge_patch(&mut fields, patch.clone());
-    collection.check(fields).map_err(WriteError::Invalid)
 }

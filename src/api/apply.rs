@@ -1,0 +1,97 @@
+//! One write applied inside a database transaction, the same for every store: the record read
+//! (and, where the database can, locked) in the transaction, the `If-Match` check against its
+//! version, the merge patch checked whole, and the record as written. A store supplies the
+//! four row operations.
+
+use serde_json::{Map, Value};
+
+use super::schema::{Collection, merge_patch};
+use super::store::{Record, Write, WriteError};
+use crate::http::conditional::if_match_holds;
+
+/// What a write did: the record as written (`None` after a delete), or why not.
+pub type Outcome = Result<Option<Record>, WriteError>;
+
+/// The row operations of one transaction; `E` is the database's error, which fails the
+/// transaction.
+pub trait Rows {
+    type Error;
+    /// Inserts a record at version 1; returns its id.
+    fn insert(&mut self, collection: &str, created: &str, data: &str) -> Result<i64, Self::Error>;
+    /// The record as it is in this transaction (locked against other writers where the
+    /// database has row locks).
+    fn current(&mut self, collection: &str, id: i64) -> Result<Option<Record>, Self::Error>;
+    fn update(&mut self, collection: &str, record: &Record) -> Result<(), Self::Error>;
+    fn delete(&mut self, collection: &str, id: i64) -> Result<(), Self::Error>;
+}
+
+/// Applies one write; `Err` only for a database failure.
+pub fn apply<R: Rows>(
+    rows: &mut R,
+    collection: &Collection,
+    write: &Write,
+    now: &str,
+) -> Result<Outcome, R::Error> {
+    let name = &collection.name;
+    let (id, if_match) = match write {
+        Write::Create(fields) => {
+            let data = json_text(fields);
+            let id = rows.insert(name, now, &data)?;
+            return Ok(Ok(Some(Record {
+                id,
+                version: 1,
+                created: now.to_owned(),
+                updated: None,
+                data,
+            })));
+        }
+        Write::Replace { id, if_match, .. }
+        | Write::Patch { id, if_match, .. }
+        | Write::Delete { id, if_match } => (*id, if_match),
+    };
+    let Some(current) = rows.current(name, id)? else {
+        return Ok(Err(WriteError::NotFound));
+    };
+    if let Some(value) = if_match
+        && !if_match_holds(value, &current.etag())
+    {
+        return Ok(Err(WriteError::PreconditionFailed));
+    }
+    let fields = match write {
+        Write::Delete { .. } => {
+            rows.delete(name, id)?;
+            return Ok(Ok(None));
+        }
+        Write::Replace { fields, .. } => fields.clone(),
+        Write::Patch { patch, .. } => match patched(collection, &current, patch) {
+            Ok(fields) => fields,
+            Err(e) => return Ok(Err(e)),
+        },
+        Write::Create(_) => unreachable!("handled above"),
+    };
+    let record = Record {
+        version: current.version + 1,
+        updated: Some(now.to_owned()),
+        data: json_text(&fields),
+        ..current
+    };
+    rows.update(name, &record)?;
+    Ok(Ok(Some(record)))
+}
+
+fn json_text(fields: &Map<String, Value>) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// The record with a merge patch applied, checked whole. Stored fields the collection no
+/// longer declares are dropped rather than refused: the patch did not write them.
+fn patched(
+    collection: &Collection,
+    current: &Record,
+    patch: &Map<String, Value>,
+) -> Result<Map<String, Value>, WriteError> {
+    let mut fields = current.fields();
+    fields.retain(|name, _| collection.field(name).is_some());
+    merge_patch(&mut fields, patch.clone());
+    collection.check(fields).map_err(WriteError::Invalid)
+}

@@ -1,0 +1,266 @@
+//! The SQL of the PostgreSQL store: tables in the `tws` schema (migrated under an advisory
+//! lock, so that nodes starting together do it once), a transaction's row operations, and the
+//! reads (one record, a page in keyset order).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use postgres::types::ToSql;
+use postgres::{Row, Statement, Transaction};
+use serde_json::Value;
+
+use super::pool::{Conn, prepare};
+use crate::api::apply::Rows;
+use crate::api::schema::{Collection, FieldType, type_change};
+use crate::api::store::{Cursor, Page, PageQuery, Record};
+
+/// Taken by the node migrating the schema; others wait for it.
+const MIGRATION_LOCK: i64 = 0x7477_7301;
+
+/// Versions of the `tws` schema, applied in order, once.
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE tws.fields (
+        collection TEXT NOT NULL,
+        field TEXT NOT NULL,
+        type TEXT NOT NULL,
+        PRIMARY KEY (collection, field)
+    )"];
+
+fn table(collection: &str) -> String {
+    format!("tws.\"c_{collection}\"")
+}
+
+fn field_expr(field: &str) -> String {
+    format!("(data -> '{field}')")
+}
+
+/// Creates or migrates the schema and the collections' tables, in one transaction.
+pub(super) fn prepare_collections(conn: &mut Conn, collections: &[Arc<Collection>]) -> Result<()> {
+    let mut tx = conn.client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE SCHEMA IF NOT EXISTS tws;
+         CREATE TABLE IF NOT EXISTS tws.migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL);",
+    )?;
+    let done: i32 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM tws.migrations", &[])?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+        tx.batch_execute(sql)
+            .with_context(|| format!("migration {}", i + 1))?;
+        tx.execute(
+            "INSERT INTO tws.migrations (version, applied) VALUES ($1, $2)",
+            &[&(i as i32 + 1), &crate::time::now_rfc3339()],
+        )?;
+    }
+    for collection in collections {
+        let t = table(&collection.name);
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {t} (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                version BIGINT NOT NULL,
+                created TEXT NOT NULL,
+                updated TEXT,
+                data JSONB NOT NULL
+            )"
+        ))?;
+        for field in &collection.fields {
+            let old: Option<String> = tx
+                .query_opt(
+                    "SELECT type FROM tws.fields WHERE collection = $1 AND field = $2",
+                    &[&collection.name, &field.name],
+                )?
+                .map(|row| row.get(0));
+            if let Some(old) = old
+                .and_then(|o| FieldType::from_name(&o))
+                .filter(|o| *o != field.kind)
+            {
+                let holding: i64 = tx
+                    .query_one(
+                        &format!("SELECT count(*) FROM {t} WHERE data ? $1"),
+                        &[&field.name],
+                    )?
+                    .get(0);
+                type_change(collection, &field.name, old, field.kind, holding)?;
+            }
+            tx.execute(
+                "INSERT INTO tws.fields (collection, field, type) VALUES ($1, $2, $3)
+                 ON CONFLICT (collection, field) DO UPDATE SET type = excluded.type",
+                &[&collection.name, &field.name, &field.kind.name()],
+            )?;
+            let index = format!("\"c_{}__{}\"", collection.name, field.name);
+            if field.index {
+                let expr = field_expr(&field.name);
+                tx.batch_execute(&format!(
+                    "CREATE INDEX IF NOT EXISTS {index} ON {t} ({expr}, id)"
+                ))?;
+            } else {
+                tx.batch_execute(&format!("DROP INDEX IF EXISTS tws.{index}"))?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A transaction's row operations, with statements prepared once per connection.
+pub(super) struct PgRows<'a, 't> {
+    pub tx: &'a mut Transaction<'t>,
+    pub statements: &'a mut HashMap<String, Statement>,
+}
+
+impl PgRows<'_, '_> {
+    fn statement(&mut self, sql: String) -> Result<Statement, postgres::Error> {
+        prepare(self.tx, self.statements, &sql)
+    }
+}
+
+impl Rows for PgRows<'_, '_> {
+    type Error = postgres::Error;
+
+    fn insert(
+        &mut self,
+        collection: &str,
+        created: &str,
+        data: &str,
+    ) -> Result<i64, postgres::Error> {
+        let s = self.statement(format!(
+            "INSERT INTO {} (version, created, data) VALUES (1, $1, ($2::text)::jsonb) RETURNING id",
+            table(collection)
+        ))?;
+        Ok(self.tx.query_one(&s, &[&created, &data])?.get(0))
+    }
+
+    fn current(&mut self, collection: &str, id: i64) -> Result<Option<Record>, postgres::Error> {
+        // FOR UPDATE: another node's writer waits until this transaction ends, so the version
+        // checked against If-Match is the one replaced.
+        let s = self.statement(format!(
+            "SELECT version, created, data::text FROM {} WHERE id = $1 FOR UPDATE",
+            table(collection)
+        ))?;
+        Ok(self.tx.query_opt(&s, &[&id])?.map(|row| Record {
+            id,
+            version: row.get(0),
+            created: row.get(1),
+            updated: None,
+            data: row.get(2),
+        }))
+    }
+
+    fn update(&mut self, collection: &str, r: &Record) -> Result<(), postgres::Error> {
+        let s = self.statement(format!(
+            "UPDATE {} SET version = $1, updated = $2, data = ($3::text)::jsonb WHERE id = $4",
+            table(collection)
+        ))?;
+        self.tx
+            .execute(&s, &[&r.version, &r.updated, &r.data, &r.id])?;
+        Ok(())
+    }
+
+    fn delete(&mut self, collection: &str, id: i64) -> Result<(), postgres::Error> {
+        let s = self.statement(format!("DELETE FROM {} WHERE id = $1", table(collection)))?;
+        self.tx.execute(&s, &[&id])?;
+        Ok(())
+    }
+}
+
+const COLUMNS: &str = "id, version, created, updated, data::text";
+
+fn record(row: &Row) -> Record {
+    Record {
+        id: row.get(0),
+        version: row.get(1),
+        created: row.get(2),
+        updated: row.get(3),
+        data: row.get(4),
+    }
+}
+
+pub(super) fn get(
+    conn: &mut Conn,
+    collection: &str,
+    id: i64,
+) -> Result<Option<Record>, postgres::Error> {
+    let s = conn.prepared(&format!(
+        "SELECT {COLUMNS} FROM {} WHERE id = $1",
+        table(collection)
+    ))?;
+    Ok(conn.client.query_opt(&s, &[&id])?.as_ref().map(record))
+}
+
+/// The SQL of a page and its parameters, in the order and with the NULL placement of the
+/// SQLite store: records without the sort field first ascending, last descending.
+fn page_sql(collection: &str, query: &PageQuery) -> (String, Vec<Box<dyn ToSql + Sync>>) {
+    let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+    let bind = |value: Box<dyn ToSql + Sync>, params: &mut Vec<Box<dyn ToSql + Sync>>| {
+        params.push(value);
+        format!("${}", params.len())
+    };
+    let key = query.sort.as_deref().map(field_expr);
+    let mut sql = format!(
+        "SELECT {COLUMNS}, {} FROM {}",
+        key.as_deref().unwrap_or("NULL::jsonb"),
+        table(collection)
+    );
+    let mut conditions = Vec::new();
+    for (field, value) in &query.filters {
+        let p = bind(Box::new(value.clone()), &mut params);
+        conditions.push(format!("{} = {p}", field_expr(field)));
+    }
+    let (order, nulls, after) = if query.descending {
+        ("DESC", "NULLS LAST", "<")
+    } else {
+        ("ASC", "NULLS FIRST", ">")
+    };
+    if let Some(cursor) = &query.after {
+        let id = bind(Box::new(cursor.id), &mut params);
+        conditions.push(match (&key, &cursor.value, query.descending) {
+            (None, _, _) => format!("id {after} {id}"),
+            (Some(k), Value::Null, false) => {
+                format!("(({k} IS NULL AND id > {id}) OR {k} IS NOT NULL)")
+            }
+            (Some(k), Value::Null, true) => format!("({k} IS NULL AND id < {id})"),
+            (Some(k), value, descending) => {
+                let v = bind(Box::new(value.clone()), &mut params);
+                let nulls = if descending {
+                    format!(" OR {k} IS NULL")
+                } else {
+                    String::new()
+                };
+                format!("({k} {after} {v} OR ({k} = {v} AND id {after} {id}){nulls})")
+            }
+        });
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    match &key {
+        Some(k) => sql.push_str(&format!(" ORDER BY {k} {order} {nulls}, id {order}")),
+        None => sql.push_str(&format!(" ORDER BY id {order}")),
+    }
+    let limit = bind(Box::new(query.limit as i64 + 1), &mut params);
+    sql.push_str(&format!(" LIMIT {limit}"));
+    (sql, params)
+}
+
+pub(super) fn page(
+    conn: &mut Conn,
+    collection: &str,
+    query: &PageQuery,
+) -> Result<Page, postgres::Error> {
+    let (sql, params) = page_sql(collection, query);
+    let s = conn.prepared(&sql)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+    let rows = conn.client.query(&s, &refs)?;
+    let more = rows.len() > query.limit;
+    let records: Vec<Record> = rows.iter().take(query.limit).map(record).collect();
+    let next = match rows.get(query.limit.saturating_sub(1)) {
+        Some(last) if more => Some(Cursor {
+            value: last.get::<_, Option<Value>>(5).unwrap_or(Value::Null),
+            id: last.get(0),
+        }),
+        _ => None,
+    };
+    Ok(Page { records, next })
+}
