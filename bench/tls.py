@@ -48,9 +48,9 @@ def tws_tls(base, site, cert, key):
     return Server("tws", argv, port, base)
 
 
-def nginx_tls(base, site, cert, key):
+def nginx_tls(base, site, cert, key, http2=False):
     port = free_port()
-    conf_dir = base / "nginx-tls"
+    conf_dir = base / ("nginx-h2" if http2 else "nginx-tls")
     conf_dir.mkdir(exist_ok=True)
     conf = conf_dir / "nginx.conf"
     conf.write_text(f"""worker_processes 1;
@@ -77,7 +77,7 @@ http {{
   ssl_session_cache shared:SSL:10m;
   ssl_prefer_server_ciphers on;
   server {{
-    listen 127.0.0.1:{port} ssl;
+    listen 127.0.0.1:{port} ssl{' http2' if http2 else ''};
     ssl_certificate {cert};
     ssl_certificate_key {key};
     root {site};

@@ -113,11 +113,13 @@ impl Methods {
     }
 }
 
-/// The protocol version of a request; responses are always sent as HTTP/1.1.
+/// The protocol version of a request; responses on HTTP/1.x connections are sent as HTTP/1.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Http10,
     Http11,
+    /// A stream of an HTTP/2 connection.
+    Http2,
 }
 
 impl Version {
@@ -125,6 +127,7 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2.0",
         }
     }
 }

@@ -195,47 +195,87 @@ pub struct HeadContext<'a> {
     pub request_version: Version,
 }
 
-/// Serialises the status line and header block of `response` into `out`.
+/// Every header field of a response's head, in order, for either protocol: the fields tws
+/// adds (Date, Server, Content-Length or HTTP/1.1's chunked coding, Content-Type, nosniff),
+/// the response's own, its serialised blocks line by line, and on HTTP/1.x the connection's
+/// fate. `write_head` writes the same fields, with the blocks copied as they are.
+pub fn head_fields(response: &Response, ctx: &HeadContext<'_>, mut field: impl FnMut(&str, &str)) {
+    own_fields(response, ctx, &mut field);
+    for block in [&response.fixed, &response.extra].into_iter().flatten() {
+        let text = std::str::from_utf8(block).unwrap_or("");
+        for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+            if let Some((name, value)) = line.split_once(": ") {
+                field(name, value);
+            }
+        }
+    }
+    connection_field(ctx, &mut field);
+}
+
+/// The fields before the serialised blocks.
+fn own_fields(response: &Response, ctx: &HeadContext<'_>, field: &mut impl FnMut(&str, &str)) {
+    let status = response.status;
+    field("Date", ctx.date);
+    if !response.omit_server {
+        field("Server", SERVER);
+    }
+    // RFC 9110 section 8.6: no Content-Length in 1xx and 204 responses; 304 carries none either.
+    // A body made as it is sent goes chunked on HTTP/1.1, until the close on HTTP/1.0, and in
+    // DATA frames on HTTP/2.
+    if !matches!(status, 100..=199 | 204 | 304) {
+        if !response.body.is_stream() {
+            let mut digits = [0u8; 20];
+            field(
+                "Content-Length",
+                format_u64(&mut digits, response.body.len()),
+            );
+        } else if ctx.request_version == Version::Http11 {
+            field("Transfer-Encoding", "chunked");
+        }
+        field("Content-Type", &response.content_type);
+        field("X-Content-Type-Options", "nosniff");
+    }
+    for (name, value) in &response.headers {
+        field(name, value);
+    }
+}
+
+/// HTTP/1.x only: `Connection: close`, or keep-alive said out loud to an HTTP/1.0 client.
+fn connection_field(ctx: &HeadContext<'_>, field: &mut impl FnMut(&str, &str)) {
+    match ctx.request_version {
+        Version::Http2 => {}
+        _ if !ctx.keep_alive => field("Connection", "close"),
+        Version::Http10 => field("Connection", "keep-alive"),
+        Version::Http11 => {}
+    }
+}
+
+/// A number's decimal digits, written into `buf`.
+fn format_u64(buf: &mut [u8; 20], mut n: u64) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
+}
+
+/// Serialises the status line and header block of `response` into `out` (HTTP/1.1).
 pub fn write_head(out: &mut Vec<u8>, response: &Response, ctx: &HeadContext<'_>) {
     let status = response.status;
     // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\n",
-        reason_phrase(status),
-        ctx.date
-    );
-    if !response.omit_server {
-        let _ = write!(out, "Server: {SERVER}\r\n");
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    own_fields(response, ctx, &mut |name, value| {
+        push_header(out, name, value)
+    });
+    for block in [&response.fixed, &response.extra].into_iter().flatten() {
+        out.extend_from_slice(block);
     }
-    // RFC 9110 section 8.6: no Content-Length in 1xx and 204 responses; 304 carries none either.
-    // A body made as it is sent goes chunked on HTTP/1.1, and until the close on HTTP/1.0.
-    if !matches!(status, 100..=199 | 204 | 304) {
-        if !response.body.is_stream() {
-            let _ = write!(out, "Content-Length: {}\r\n", response.body.len());
-        } else if ctx.request_version == Version::Http11 {
-            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        let _ = write!(
-            out,
-            "Content-Type: {}\r\nX-Content-Type-Options: nosniff\r\n",
-            response.content_type
-        );
-    }
-    for (name, value) in &response.headers {
-        push_header(out, name, value);
-    }
-    if let Some(fixed) = &response.fixed {
-        out.extend_from_slice(fixed);
-    }
-    if let Some(extra) = &response.extra {
-        out.extend_from_slice(extra);
-    }
-    if !ctx.keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if ctx.request_version == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
+    connection_field(ctx, &mut |name, value| push_header(out, name, value));
     out.extend_from_slice(b"\r\n");
 }
 

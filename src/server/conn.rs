@@ -31,6 +31,8 @@ pub enum State {
     Sending,
     /// The write side is shut; input is read and dropped until the peer closes or time runs out.
     Draining,
+    /// An HTTP/2 connection: its streams are its requests.
+    H2(Box<super::h2::H2>),
 }
 
 /// A request waiting for its body.
@@ -160,6 +162,14 @@ impl Conn {
     }
 
     /// Answers in plain text from now on (plain HTTP arrived on a TLS port).
+    /// True when TLS negotiated HTTP/2 with ALPN.
+    pub fn alpn_h2(&self) -> bool {
+        self.tls
+            .as_ref()
+            .and_then(|t| t.conn.alpn_protocol())
+            .is_some_and(|p| p == b"h2")
+    }
+
     pub fn drop_tls(&mut self) {
         self.tls = None;
     }

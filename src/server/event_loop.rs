@@ -273,6 +273,14 @@ impl EventLoop {
         for key in idle {
             self.close(key);
         }
+        // HTTP/2 connections say GOAWAY and finish their streams.
+        let h2: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.state, State::H2(_)))
+            .map(|(k, _)| k)
+            .collect();
+        self.ready.extend(h2);
         self.stop_deadline = Some(self.now + self.timeouts.shutdown_grace);
     }
 
@@ -321,10 +329,12 @@ impl EventLoop {
                 State::Head => Timeout::Header,
                 State::Body(_) => Timeout::Body,
                 State::Sending => Timeout::Send,
+                State::H2(_) if !self.h2_idle(key) => Timeout::Send,
                 _ => Timeout::Idle,
             };
             self.count().timeout(kind);
             match self.conns[key].state {
+                State::H2(_) => self.h2_expire(key),
                 State::Head | State::Body(_) => {
                     let response = self.app.error(HttpError::RequestTimeout, ErrorFormat::Text);
                     self.respond(key, None, response, false);

@@ -20,6 +20,10 @@ impl EventLoop {
                             self.resume(key, id, kept.as_ref());
                         }
                     }
+                    if let Some(stream) = ticket.stream {
+                        self.h2_answered(&ticket, stream, response);
+                        continue;
+                    }
                     let Some(conn) = self.conns.get_mut(ticket.key) else {
                         continue;
                     };
@@ -65,6 +69,7 @@ impl EventLoop {
             conn_id: conn.id,
             cache_key: None,
             generation: self.generation,
+            stream: None,
         };
         self.pool.produce(ticket, producer);
     }

@@ -8,6 +8,7 @@ mod cache;
 mod conn;
 mod event_loop;
 mod finished;
+mod h2;
 mod output;
 mod pool;
 mod steps;

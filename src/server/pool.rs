@@ -22,6 +22,8 @@ pub struct Ticket {
     pub conn_id: u64,
     pub cache_key: Option<Box<str>>,
     pub generation: u64,
+    /// On an HTTP/2 connection, the stream the answer is for.
+    pub stream: Option<usize>,
 }
 
 /// Finished work, addressed to the connection it was for.
@@ -163,6 +165,7 @@ mod tests {
             conn_id,
             cache_key: None,
             generation: 0,
+            stream: None,
         };
         pool.spawn(ticket(7, 70), |_reply| panic!("a handler bug"));
         let status = |done: &Done| match &done.outcome {

@@ -42,6 +42,7 @@ impl EventLoop {
                 State::Busy { .. } | State::Parked { .. } => Next::Wait,
                 State::Sending => self.step_send(key),
                 State::Draining => self.step_drain(key),
+                State::H2(_) => self.step_h2_next(key),
             };
             match next {
                 Next::Again => {}
@@ -51,6 +52,14 @@ impl EventLoop {
                     return;
                 }
             }
+        }
+    }
+
+    fn step_h2_next(&mut self, key: usize) -> Next {
+        if self.step_h2(key) {
+            Next::Wait
+        } else {
+            Next::Close
         }
     }
 
@@ -85,6 +94,13 @@ impl EventLoop {
         let conn = &mut self.conns[key];
         if conn.input.is_empty() {
             return self.read_more(key, self.limits.max_head_bytes);
+        }
+        if conn.first_request && conn.role == Role::Site && starts_h2(conn) {
+            if conn.input.len() < super::h2::PREFACE.len() && !conn.alpn_h2() {
+                return self.read_more(key, self.limits.max_head_bytes);
+            }
+            self.start_h2(key);
+            return Next::Again;
         }
         if let State::Idle = conn.state {
             conn.state = State::Head;
@@ -229,6 +245,7 @@ impl EventLoop {
             conn_id: conn.id,
             cache_key,
             generation: self.generation,
+            stream: None,
         };
         let app = Arc::clone(&self.app);
         self.pool.spawn(ticket, move |reply| job(&app, &req, reply));
@@ -415,4 +432,12 @@ impl EventLoop {
         conn.window_start = self.now;
         conn.window_sent = conn.sent;
     }
+}
+
+/// True when a connection's first bytes (or its ALPN) say HTTP/2: the whole preface, or so
+/// far a beginning of it.
+fn starts_h2(conn: &super::conn::Conn) -> bool {
+    let preface = super::h2::PREFACE;
+    let n = conn.input.len().min(preface.len());
+    conn.alpn_h2() || conn.input[..n] == preface[..n]
 }

@@ -25,7 +25,7 @@ use crate::config::TlsSettings;
 use crate::reload::FileStamp;
 
 /// The protocols offered with ALPN, most preferred first. Only what is served is offered.
-pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 /// The stamps of a certificate's and a key's files (none for a self-signed certificate).
 pub type PairStamps = Option<(Option<FileStamp>, Option<FileStamp>)>;
 

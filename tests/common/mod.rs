@@ -2,6 +2,7 @@
 //! its log, and speaks raw HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod h2raw;
 pub mod pg;
 pub mod tls;
 
