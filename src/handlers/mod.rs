@@ -311,6 +311,23 @@ impl App {
         }
     }
 
+    /// True when a routed request with a body of `len` bytes can be started on the event loop:
+    /// a write to a collection with a small body. Checking it is quick, and the store's
+    /// writer answers it later; reads, which may wait for the disk, stay on workers.
+    pub fn starts_on_loop(&self, req: &Request, routed: &Routed, len: usize) -> bool {
+        const SMALL_BODY: usize = 16 * 1024;
+        routed.verify.is_none()
+            && len <= SMALL_BODY
+            && matches!(
+                req.method,
+                Method::Post | Method::Put | Method::Patch | Method::Delete
+            )
+            && matches!(
+                self.router.route(routed.index).target,
+                Target::Collection(_)
+            )
+    }
+
     /// Runs a routed request with its (fully read) body; the answer goes to `reply`.
     /// Blocking work happens here, on a worker thread.
     pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8], reply: Reply) {

@@ -46,6 +46,14 @@ pub enum Outcome {
     },
 }
 
+/// Runs a handler so that its panic costs only its request: the `Reply` it dropped answers
+/// 500 (see `handlers::Reply`), and the thread, worker or loop, lives on.
+pub fn caught(job: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(job)).is_err() {
+        crate::report!("tws: error: a request handler panicked; the request was answered 500");
+    }
+}
+
 /// Sends finished requests to the loop and wakes it, once per burst.
 #[derive(Clone)]
 struct Notifier {
@@ -84,6 +92,18 @@ impl Pool {
         }
     }
 
+    /// A `Reply` that comes back as a `Done` with `ticket`, for work that starts on the loop
+    /// itself and finishes on another thread (a write handed to the database's writer).
+    pub fn reply(&self, ticket: Ticket) -> Reply {
+        let notifier = self.notifier.clone();
+        Reply::new(move |response, cached| {
+            notifier.send(Done {
+                ticket,
+                outcome: Outcome::Response { response, cached },
+            });
+        })
+    }
+
     /// Runs a job on a worker; the job answers through its `Reply`, which comes back as a
     /// `Done` with `ticket`. A panicking job becomes a 500 for that request only, and the
     /// worker lives on.
@@ -96,11 +116,7 @@ impl Pool {
                     outcome: Outcome::Response { response, cached },
                 });
             });
-            if catch_unwind(AssertUnwindSafe(|| job(reply))).is_err() {
-                crate::report!(
-                    "tws: error: a request handler panicked; the request was answered 500"
-                );
-            }
+            caught(|| job(reply));
         });
     }
 

@@ -180,6 +180,9 @@ impl EventLoop {
                 self.respond_with(key, req, &routed, Ok(response));
                 return Next::Again;
             }
+            if self.app.starts_on_loop(&req, &routed, body.len()) {
+                return self.start_here(key, req, routed, body);
+            }
             return self.dispatch(key, req, routed, body, None);
         }
         match self.cache.lookup(routed.cache_key(), self.now) {
@@ -216,6 +219,28 @@ impl EventLoop {
         self.on_worker(key, req, cache_key, move |app, req, reply| {
             app.handle(req, &routed, &body, reply);
         })
+    }
+
+    /// Starts a request on the loop (see `App::starts_on_loop`); its answer comes back as a
+    /// worker's would.
+    fn start_here(&mut self, key: usize, req: Request, routed: Routed, body: Vec<u8>) -> Next {
+        self.release_body(key);
+        let req = Arc::new(req);
+        let conn = &mut self.conns[key];
+        conn.state = State::Busy {
+            req: Arc::clone(&req),
+        };
+        let ticket = Ticket {
+            key,
+            conn_id: conn.id,
+            cache_key: None,
+            generation: self.generation,
+            stream: None,
+        };
+        let reply = self.pool.reply(ticket);
+        // As on a worker, a panicking handler costs its request (a 500), not the loop.
+        super::pool::caught(|| self.app.handle(&req, &routed, &body, reply));
+        Next::Wait
     }
 
     /// Hands a request to a worker that answers it from what the cache kept, when that needs

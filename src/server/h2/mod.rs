@@ -262,6 +262,11 @@ impl EventLoop {
             generation: self.generation,
             stream: Some(stream),
         };
+        if self.app.starts_on_loop(&req, &routed, body.len()) {
+            let reply = self.pool.reply(ticket);
+            super::pool::caught(|| self.app.handle(&req, &routed, &body, reply));
+            return;
+        }
         let app = Arc::clone(&self.app);
         self.pool
             .spawn(ticket, move |reply| app.handle(&req, &routed, &body, reply));
