@@ -309,6 +309,38 @@ fn a_download_in_flight_completes_after_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Downloads over TLS arrive whole while clients read as fast as they can. The socket fills
+/// and drains over and over; a write that found it full is a wait even when the reader has
+/// emptied it a moment later (before the fix, that case cut about one large response in
+/// 300 short).
+#[test]
+fn large_downloads_over_tls_arrive_whole_while_clients_keep_up() {
+    let (server, _cert, _dir) = https_server("tls-whole", &[]);
+    let file = std::fs::read(common::repo().join("site/files/bigfile.txt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let whole = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let mut stream = server.stream();
+                for _ in 0..150 {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    stream
+                        .write_all(b"GET /bigfile HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .unwrap();
+                    let reply = read_one(&mut stream, false);
+                    assert_eq!(reply.status, 200);
+                    assert!(reply.body == file, "a download arrived short or wrong");
+                    whole.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert!(whole.into_inner() >= 20, "too few downloads to tell");
+}
+
 /// The self-signed mode writes its certificate (never the key) and curl trusts it through it.
 #[test]
 fn self_signed_mode_writes_a_certificate_clients_can_trust() {

@@ -186,7 +186,10 @@ impl Conn {
         // Read into the loop's scratch buffer and keep only what arrived, so an idle connection
         // holds no read buffer of its own.
         let mut readable = self.readable;
-        let delivered = self.wire().read(&mut scratch[..room], &mut readable);
+        let short_drains = !self.hangup;
+        let delivered = self
+            .wire()
+            .read(&mut scratch[..room], &mut readable, short_drains);
         self.readable = readable;
         match delivered {
             Ok(Delivered::Bytes(n)) => {

@@ -35,6 +35,20 @@ impl Tls {
     }
 }
 
+/// The socket as rustls reads it, noting whether a read returned less than asked for.
+struct Noting<'a> {
+    sock: &'a TcpStream,
+    short: bool,
+}
+
+impl Read for Noting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (&*self.sock).read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
 /// A connection's wire, borrowed for one operation.
 pub struct Wire<'a> {
     pub sock: &'a TcpStream,
@@ -58,8 +72,15 @@ pub enum Delivered {
 impl Wire<'_> {
     /// Reads plaintext into `buf`. A TLS wire first reads records from the socket (all it can,
     /// since epoll reports only new arrivals), processes them, and writes out what the
-    /// handshake answers; `readable` is cleared once the socket is drained.
-    pub fn read(&mut self, buf: &mut [u8], readable: &mut bool) -> io::Result<Delivered> {
+    /// handshake answers; `readable` is cleared once the socket is drained, which a short
+    /// read of the socket shows when `short_drains` (not after a hang-up, when epoll reports
+    /// nothing more and only reading on shows the end).
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        readable: &mut bool,
+        short_drains: bool,
+    ) -> io::Result<Delivered> {
         let sock = self.sock;
         let Some(tls) = self.tls.as_deref_mut() else {
             return match (&*sock).read(buf) {
@@ -98,9 +119,13 @@ impl Wire<'_> {
                     }
                 }
             }
-            match tls.conn.read_tls(&mut &*sock) {
+            let mut source = Noting { sock, short: false };
+            match tls.conn.read_tls(&mut source) {
                 // The end of the stream: rustls notes it, and the reader says how it ended.
                 Ok(0) => *readable = false,
+                // Less than asked for: the socket is drained, and reading it again would only
+                // say so (one system call per batch of requests saved).
+                Ok(_) if source.short && short_drains => *readable = false,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => *readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -150,6 +175,7 @@ impl Wire<'_> {
         // fewer, larger segments than a write per record.
         let mut sent = 0usize;
         let mut chunk = [0u8; FILE_CHUNK];
+        let mut blocked = false;
         while (sent as u64) < count {
             let want = (count - sent as u64).min(FILE_CHUNK as u64) as usize;
             let n = file.read_at(&mut chunk[..want], offset + sent as u64)?;
@@ -159,11 +185,17 @@ impl Wire<'_> {
             let taken = tls.conn.writer().write(&chunk[..n])?;
             sent += taken;
             if taken < n && !flush_tls(sock, &mut tls.conn)? {
+                blocked = true;
                 break;
             }
         }
-        flush_tls(sock, &mut tls.conn)?;
-        if sent == 0 && tls.conn.wants_write() {
+        if !blocked {
+            blocked = !flush_tls(sock, &mut tls.conn)?;
+        }
+        // Nothing taken because the socket was full is a wait, never the end of the file,
+        // even if the socket drained meanwhile (the reader runs on another CPU): Ok(0) would
+        // tell the caller the file shrank, and cut the response short.
+        if sent == 0 && (blocked || tls.conn.wants_write()) {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(sent)
