@@ -61,6 +61,9 @@ pub struct Settings {
     pub min_size: u64,
     /// Compressible media types (`type/subtype`, `type/*`, `type/*+suffix`), lower case.
     pub types: Vec<String>,
+    /// A folder on a disk file system (the data folder) for kept forms that go out with
+    /// sendfile; see `handlers::compressed`.
+    pub spool: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             encodings: Coding::ALL.to_vec(),
             min_size: DEFAULT_MIN_SIZE,
             types: DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+            spool: None,
         }
     }
 }

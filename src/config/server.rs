@@ -293,6 +293,14 @@ pub(super) fn server_settings(
             at.file.display()
         ));
     }
+    let data = cli
+        .data
+        .clone()
+        .unwrap_or_else(|| base.join(raw.data.unwrap_or_else(|| DEFAULT_DATA_DIR.into())));
+    let compression = crate::compress::Settings {
+        spool: Some(data.clone()),
+        ..compression_settings(raw.compression, cli, at)?
+    };
     Ok(Server {
         host: cli
             .host
@@ -305,10 +313,7 @@ pub(super) fn server_settings(
             .clone()
             .unwrap_or_else(|| base.join(raw.root.unwrap_or_default())),
         threads: cli.threads.or(raw.threads).unwrap_or(0),
-        data: cli
-            .data
-            .clone()
-            .unwrap_or_else(|| base.join(raw.data.unwrap_or_else(|| DEFAULT_DATA_DIR.into()))),
+        data,
         fsync,
         store: cli.store.clone().or(raw.store).map(StoreUrl),
         limits,
@@ -325,7 +330,7 @@ pub(super) fn server_settings(
         max_body_memory: usize::try_from(max_body_memory).unwrap_or(usize::MAX),
         tls,
         redirect_http,
-        compression: compression_settings(raw.compression, cli, at)?,
+        compression,
     })
 }
 

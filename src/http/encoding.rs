@@ -58,15 +58,16 @@ pub fn negotiate(accept_encoding: Option<&str>, available: &[Coding]) -> Choice 
     let Some(header) = accept_encoding else {
         return Choice::Identity;
     };
+    let weights = Weights::of(header);
     let best = available
         .iter()
-        .map(|c| (quality(Some(header), *c), *c))
+        .map(|c| (weights.coding(*c), *c))
         .filter(|(q, _)| *q > 0)
         .fold(None::<(u16, Coding)>, |best, (q, c)| match best {
             Some((bq, _)) if bq >= q => best,
             _ => Some((q, c)),
         });
-    let identity = identity_quality(header);
+    let identity = weights.identity();
     match best {
         Some((q, coding)) if q >= identity => Choice::Coding(coding),
         _ if identity > 0 => Choice::Identity,
@@ -74,19 +75,44 @@ pub fn negotiate(accept_encoding: Option<&str>, available: &[Coding]) -> Choice 
     }
 }
 
-/// The q-value of identity: its own entry, else `*`'s; unlisted, it is acceptable but ranks
-/// below any coding the client lists.
-fn identity_quality(header: &str) -> u16 {
-    let mut wildcard = None;
-    for (token, q) in entries(header) {
-        if token.eq_ignore_ascii_case("identity") {
-            return q;
+/// The q-values (in thousandths) an Accept-Encoding header gives each coding, identity and
+/// `*`, read in one pass. A coding's or identity's first entry counts; of several `*`
+/// entries, the last.
+#[derive(Debug, Default)]
+struct Weights {
+    codings: [Option<u16>; 3],
+    identity: Option<u16>,
+    wildcard: Option<u16>,
+}
+
+impl Weights {
+    fn of(header: &str) -> Weights {
+        let mut weights = Weights::default();
+        for (token, q) in entries(header) {
+            if token == "*" {
+                weights.wildcard = Some(q);
+            } else if token.eq_ignore_ascii_case("identity") {
+                weights.identity.get_or_insert(q);
+            } else if let Some(coding) = Coding::ALL.into_iter().find(|c| {
+                token.eq_ignore_ascii_case(c.token())
+                    || (*c == Coding::Gzip && token.eq_ignore_ascii_case("x-gzip"))
+            }) {
+                weights.codings[coding.index()].get_or_insert(q);
+            }
         }
-        if token == "*" {
-            wildcard = Some(q);
-        }
+        weights
     }
-    wildcard.unwrap_or(1)
+
+    /// A coding's q-value: its own entry, else `*`'s, else 0 (not acceptable).
+    fn coding(&self, coding: Coding) -> u16 {
+        self.codings[coding.index()].or(self.wildcard).unwrap_or(0)
+    }
+
+    /// Identity's q-value: its own entry, else `*`'s; unlisted, it is acceptable but ranks
+    /// below any coding the client lists.
+    fn identity(&self) -> u16 {
+        self.identity.or(self.wildcard).unwrap_or(1)
+    }
 }
 
 /// The `coding;q=N` entries of a header, skipping malformed q-values.
@@ -107,34 +133,18 @@ fn entries(header: &str) -> impl Iterator<Item = (&str, u16)> {
 /// The q-value the client gives a coding (RFC 9110 12.5.3), in thousandths; `*` covers codings
 /// not listed. Absent header: only identity is acceptable, so every coding gets 0.
 pub fn quality(accept_encoding: Option<&str>, coding: Coding) -> u16 {
-    let Some(header) = accept_encoding else {
-        return 0;
-    };
-    let mut wildcard = None;
-    for (token, q) in entries(header) {
-        let matches = token.eq_ignore_ascii_case(coding.token())
-            || (coding == Coding::Gzip && token.eq_ignore_ascii_case("x-gzip"));
-        if matches {
-            return q;
-        }
-        if token == "*" {
-            wildcard = Some(q);
-        }
-    }
-    wildcard.unwrap_or(0)
+    accept_encoding.map_or(0, |header| Weights::of(header).coding(coding))
 }
 
 /// Orders the available codings by the client's preference, best first, dropping refused ones.
 pub fn preferred(accept_encoding: Option<&str>, available: &[Coding]) -> Vec<Coding> {
+    let Some(header) = accept_encoding else {
+        return Vec::new();
+    };
+    let weights = Weights::of(header);
     let mut ranked: Vec<(u16, usize, Coding)> = available
         .iter()
-        .map(|c| {
-            (
-                quality(accept_encoding, *c),
-                Coding::ALL.iter().position(|a| a == c).unwrap_or(9),
-                *c,
-            )
-        })
+        .map(|c| (weights.coding(*c), c.index(), *c))
         .filter(|(q, _, _)| *q > 0)
         .collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -255,6 +265,10 @@ mod tests {
             (Some("*;q=0, identity"), Identity),
             (Some("br;q=0, *;q=0"), NotAcceptable),
             (Some("gzip;q=0, identity;q=0, *;q=0.1"), C(Brotli)),
+            (Some("x-gzip"), C(Gzip)),
+            (Some("br;q=0.2, br;q=0.9, gzip;q=0.5"), C(Gzip)),
+            (Some("*;q=0.5, *;q=0"), NotAcceptable),
+            (Some("*, gzip;q=0.1"), C(Brotli)),
         ];
         for (header, want) in cases {
             assert_eq!(negotiate(*header, &all), *want, "{header:?}");

@@ -90,9 +90,10 @@ impl Request {
 
     /// The first header field with this name (case-insensitive), as raw bytes.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.fields
+            .iter()
+            .find(|(n, _)| self.head[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.head[v.clone()])
     }
 
     /// The first header field with this name, when it is valid UTF-8.
