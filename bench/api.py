@@ -219,7 +219,7 @@ def main():
         rounds.append(run_round(servers, base, args.duration))
     big = million(base, TWS) if args.million else None
     text = render(args, rounds, big)
-    Path(args.out).write_text(text)
+    harness.write_report(Path(args.out), text)
     print(text)
 
 

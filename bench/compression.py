@@ -175,7 +175,7 @@ def main():
         lines.append(f"| {server.name} | {rate:,.0f} | {ratio} | {coding} | {size:,} | {cpu:.1f} |")
     report = "\n".join(lines) + "\n"
     print(report)
-    Path(args.output).write_text(report)
+    harness.write_report(Path(args.output), report)
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -130,7 +130,7 @@ def main():
               f"{h2_ms:.1f} ms over one HTTP/2 connection, {h1_ms:.1f} ms over HTTP/1.1 with up to six "
               "connections (each load opens its connections and does its TLS handshakes)."]
     text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text)
+    harness.write_report(Path(args.out), text)
     print(text)
 
 

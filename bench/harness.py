@@ -313,6 +313,13 @@ def fmt(value, scenario):
     return f"{value:.2f}" if scenario.get("metric") == "bytes" else f"{value:,.0f}"
 
 
+def write_report(path, report):
+    """Writes a results file, keeping its hand-written reading, if any, below the new numbers."""
+    if path.exists() and READING in path.read_text():
+        report += "\n" + READING + path.read_text().split(READING, 1)[1]
+    path.write_text(report)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -361,11 +368,7 @@ def main():
     users = bench_create_user(base, site, args) if "tws" in wanted and not args.only else None
     report = render(args, servers, scenarios, results, idle_rss, users)
     print(report)
-    # Keep the hand-written reading of the results, if any, below the new numbers.
-    output = Path(args.output)
-    if output.exists() and READING in output.read_text():
-        report += "\n" + READING + output.read_text().split(READING, 1)[1]
-    output.write_text(report)
+    write_report(Path(args.output), report)
     shutil.rmtree(base, ignore_errors=True)
 
 

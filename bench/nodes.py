@@ -178,8 +178,8 @@ def main():
         low, high = min(r["rate"] for r in results[name]), max(r["rate"] for r in results[name])
         lines.append(f"| {name} | {rate:,.0f} ({low:,.0f}-{high:,.0f}) | {p99:.1f} ms |")
     text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text)
     print(text)
+    harness.write_report(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def main():
     report = report.replace("# Benchmark results", "# HTTPS benchmark results", 1)
     report = report.replace("`bench/run.sh", "`bench/tls.py", 1)
     print(report)
-    Path(args.output).write_text(report)
+    harness.write_report(Path(args.output), report)
     shutil.rmtree(base, ignore_errors=True)
 
 
