@@ -1,8 +1,9 @@
 //! Folder routes: a path inside a mounted folder becomes a file, its index, a listing, or a
 //! redirect to the slash form of a folder.
 
-use super::file::{ContentTypes, FileOptions, FileSet};
+use super::file::{FileOptions, FileSet};
 use super::listing::{self, Listing, Listings};
+use super::media::ContentTypes;
 use crate::compress::Settings;
 use crate::http::HttpError;
 use crate::http::response::Response;

@@ -5,6 +5,7 @@ pub mod compressed;
 pub mod dir;
 pub mod file;
 pub mod listing;
+pub mod media;
 pub mod redirect;
 pub mod site;
 
@@ -26,8 +27,9 @@ use crate::routes::{Route, Target};
 use crate::rules::auth::{self, Check, Credentials};
 use crate::rules::headers::HeaderSet;
 use crate::rules::hosts::request_host;
-use file::{ContentTypes, FileOptions, FileSet};
+use file::{FileOptions, FileSet};
 use listing::{Listing, Listings};
+use media::ContentTypes;
 
 /// The route table and the state handlers need.
 pub struct App {

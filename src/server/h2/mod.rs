@@ -7,6 +7,7 @@
 //! idle HTTP/2 connection is a table entry, like an idle HTTP/1.1 one.
 
 mod session;
+mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
