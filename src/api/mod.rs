@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod import;
+pub mod keyset;
 pub mod postgres;
 pub mod query;
 pub mod schema;

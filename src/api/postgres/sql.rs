@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::pool::{Conn, prepare};
 use crate::api::apply::Rows;
+use crate::api::keyset::{Dialect, page_sql};
 use crate::api::schema::{Collection, FieldType, type_change};
 use crate::api::store::{Cursor, Page, PageQuery, Record};
 
@@ -188,60 +189,26 @@ pub(super) fn get(
     Ok(conn.client.query_opt(&s, &[&id])?.as_ref().map(record))
 }
 
-/// The SQL of a page and its parameters, in the order and with the NULL placement of the
-/// SQLite store: records without the sort field first ascending, last descending.
-fn page_sql(collection: &str, query: &PageQuery) -> (String, Vec<Box<dyn ToSql + Sync>>) {
-    let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-    let bind = |value: Box<dyn ToSql + Sync>, params: &mut Vec<Box<dyn ToSql + Sync>>| {
-        params.push(value);
-        format!("${}", params.len())
-    };
-    let key = query.sort.as_deref().map(field_expr);
-    let mut sql = format!(
-        "SELECT {COLUMNS}, {} FROM {}",
-        key.as_deref().unwrap_or("NULL::jsonb"),
-        table(collection)
-    );
-    let mut conditions = Vec::new();
-    for (field, value) in &query.filters {
-        let p = bind(Box::new(value.clone()), &mut params);
-        conditions.push(format!("{} = {p}", field_expr(field)));
+/// PostgreSQL: `$N` placeholders, jsonb values, and NULL placement spelled out to match
+/// SQLite's.
+struct Postgres;
+
+impl Dialect for Postgres {
+    type Param = Box<dyn ToSql + Sync>;
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
     }
-    let (order, nulls, after) = if query.descending {
-        ("DESC", "NULLS LAST", "<")
-    } else {
-        ("ASC", "NULLS FIRST", ">")
-    };
-    if let Some(cursor) = &query.after {
-        let id = bind(Box::new(cursor.id), &mut params);
-        conditions.push(match (&key, &cursor.value, query.descending) {
-            (None, _, _) => format!("id {after} {id}"),
-            (Some(k), Value::Null, false) => {
-                format!("(({k} IS NULL AND id > {id}) OR {k} IS NOT NULL)")
-            }
-            (Some(k), Value::Null, true) => format!("({k} IS NULL AND id < {id})"),
-            (Some(k), value, descending) => {
-                let v = bind(Box::new(value.clone()), &mut params);
-                let nulls = if descending {
-                    format!(" OR {k} IS NULL")
-                } else {
-                    String::new()
-                };
-                format!("({k} {after} {v} OR ({k} = {v} AND id {after} {id}){nulls})")
-            }
-        });
+    fn field(name: &str) -> String {
+        field_expr(name)
     }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
+    fn value(value: &Value) -> Self::Param {
+        Box::new(value.clone())
     }
-    match &key {
-        Some(k) => sql.push_str(&format!(" ORDER BY {k} {order} {nulls}, id {order}")),
-        None => sql.push_str(&format!(" ORDER BY id {order}")),
+    fn id(id: i64) -> Self::Param {
+        Box::new(id)
     }
-    let limit = bind(Box::new(query.limit as i64 + 1), &mut params);
-    sql.push_str(&format!(" LIMIT {limit}"));
-    (sql, params)
+    const NO_KEY: &'static str = "NULL::jsonb";
+    const NULLS: (&'static str, &'static str) = (" NULLS FIRST", " NULLS LAST");
 }
 
 pub(super) fn page(
@@ -249,7 +216,7 @@ pub(super) fn page(
     collection: &str,
     query: &PageQuery,
 ) -> Result<Page, postgres::Error> {
-    let (sql, params) = page_sql(collection, query);
+    let (sql, params) = page_sql::<Postgres>(&table(collection), COLUMNS, query);
     let s = conn.prepared(&sql)?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
     let rows = conn.client.query(&s, &refs)?;

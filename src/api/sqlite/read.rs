@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use super::{field_expr, table};
+use crate::api::keyset::{Dialect, page_sql};
 use crate::api::store::{Cursor, Page, PageQuery, Record};
 
 const COLUMNS: &str = "id, version, created, updated, data";
@@ -54,61 +55,25 @@ fn from_sql(value: ValueRef<'_>) -> Value {
     }
 }
 
-/// The SQL of a page, and its parameters. SQLite orders NULL first: ascending pages list
-/// records without the sort field first, descending pages last.
-fn page_sql(collection: &str, query: &PageQuery) -> (String, Vec<Sql>) {
-    let mut params: Vec<Sql> = Vec::new();
-    let bind = |value: Sql, params: &mut Vec<Sql>| {
-        params.push(value);
-        format!("?{}", params.len())
-    };
-    let key = query.sort.as_deref().map(field_expr);
-    let mut sql = format!(
-        "SELECT {COLUMNS}, {} FROM {}",
-        key.as_deref().unwrap_or("NULL"),
-        table(collection)
-    );
-    let mut conditions = Vec::new();
-    for (field, value) in &query.filters {
-        let p = bind(to_sql(value), &mut params);
-        conditions.push(format!("{} = {p}", field_expr(field)));
+/// SQLite: `?N` placeholders, `json_extract`, and NULLs first ascending (its own order).
+struct Sqlite;
+
+impl Dialect for Sqlite {
+    type Param = Sql;
+    fn placeholder(n: usize) -> String {
+        format!("?{n}")
     }
-    let (order, after) = if query.descending {
-        ("DESC", "<")
-    } else {
-        ("ASC", ">")
-    };
-    if let Some(cursor) = &query.after {
-        let id = bind(Sql::Integer(cursor.id), &mut params);
-        conditions.push(match (&key, &cursor.value, query.descending) {
-            (None, _, _) => format!("id {after} {id}"),
-            (Some(k), Value::Null, false) => {
-                format!("(({k} IS NULL AND id > {id}) OR {k} IS NOT NULL)")
-            }
-            (Some(k), Value::Null, true) => format!("({k} IS NULL AND id < {id})"),
-            (Some(k), value, descending) => {
-                let v = bind(to_sql(value), &mut params);
-                let nulls = if descending {
-                    format!(" OR {k} IS NULL")
-                } else {
-                    String::new()
-                };
-                format!("({k} {after} {v} OR ({k} = {v} AND id {after} {id}){nulls})")
-            }
-        });
+    fn field(name: &str) -> String {
+        field_expr(name)
     }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
+    fn value(value: &Value) -> Sql {
+        to_sql(value)
     }
-    match &key {
-        Some(k) => sql.push_str(&format!(" ORDER BY {k} {order}, id {order}")),
-        None => sql.push_str(&format!(" ORDER BY id {order}")),
+    fn id(id: i64) -> Sql {
+        Sql::Integer(id)
     }
-    // One more than the page, to know whether another follows.
-    let limit = bind(Sql::Integer(query.limit as i64 + 1), &mut params);
-    sql.push_str(&format!(" LIMIT {limit}"));
-    (sql, params)
+    const NO_KEY: &'static str = "NULL";
+    const NULLS: (&'static str, &'static str) = ("", "");
 }
 
 pub(super) fn page(
@@ -116,7 +81,7 @@ pub(super) fn page(
     collection: &str,
     query: &PageQuery,
 ) -> rusqlite::Result<Page> {
-    let (sql, params) = page_sql(collection, query);
+    let (sql, params) = page_sql::<Sqlite>(&table(collection), COLUMNS, query);
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(rusqlite::params_from_iter(params))?;
     let mut records = Vec::with_capacity(query.limit.min(128));
