@@ -161,19 +161,11 @@ impl Dynamic {
     /// A form of `bytes` with its validators and header lines.
     fn form(&self, coding: Coding, bytes: Vec<u8>) -> Result<Form, HttpError> {
         let validators = self.validators_for(coding);
-        let last_modified = validators.last_modified();
-        let mut common: Vec<(&str, &str)> = vec![
-            ("ETag", &validators.etag),
-            ("Last-Modified", &last_modified),
-            ("Vary", "Accept-Encoding"),
-        ];
-        if let Some(cc) = &self.cache_control {
-            common.push(("Cache-Control", cc));
-        }
-        let fixed_not_modified = header_block(&common);
-        common.push(("Content-Encoding", coding.token()));
+        let mut lines = self.validator_lines(&validators);
+        let fixed_not_modified = block(&lines);
+        lines.push(("Content-Encoding", coding.token().to_owned()));
         if let Some(d) = &self.disposition {
-            common.push(("Content-Disposition", d));
+            lines.push(("Content-Disposition", d.clone()));
         }
         let len = bytes.len() as u64;
         let content = if len > SENDFILE_FORM_BYTES {
@@ -187,7 +179,7 @@ impl Dynamic {
         Ok(Form {
             content,
             len,
-            fixed: header_block(&common),
+            fixed: block(&lines),
             fixed_not_modified,
             validators,
         })
@@ -235,17 +227,20 @@ impl Dynamic {
 
     /// Header lines of a 304 for the streamed representation in `coding`.
     pub fn not_modified_headers(&self, coding: Coding) -> Arc<[u8]> {
-        let validators = self.validators_for(coding);
-        let last_modified = validators.last_modified();
-        let mut common: Vec<(&str, &str)> = vec![
-            ("ETag", &validators.etag),
-            ("Last-Modified", &last_modified),
-            ("Vary", "Accept-Encoding"),
+        block(&self.validator_lines(&self.validators_for(coding)))
+    }
+
+    /// The lines every answer for a representation carries, 304s included.
+    fn validator_lines(&self, validators: &Validators) -> Vec<(&'static str, String)> {
+        let mut lines = vec![
+            ("ETag", validators.etag.clone()),
+            ("Last-Modified", validators.last_modified()),
+            ("Vary", "Accept-Encoding".to_owned()),
         ];
         if let Some(cc) = &self.cache_control {
-            common.push(("Cache-Control", cc));
+            lines.push(("Cache-Control", cc.clone()));
         }
-        header_block(&common)
+        lines
     }
 
     /// Bytes of forms kept.
@@ -276,6 +271,12 @@ impl Drop for Dynamic {
     fn drop(&mut self) {
         compress::release(self.kept.load(Ordering::Acquire));
     }
+}
+
+/// Serialised header lines.
+fn block(lines: &[(&str, String)]) -> Arc<[u8]> {
+    let pairs: Vec<(&str, &str)> = lines.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    header_block(&pairs)
 }
 
 #[cfg(test)]
