@@ -40,31 +40,13 @@ def tws(base, site):
 
 
 def nginx(base, site):
-    port = free_port()
-    conf_dir = base / "nginx-gzip"
-    conf_dir.mkdir(exist_ok=True)
-    conf = conf_dir / "nginx.conf"
-    conf.write_text(f"""worker_processes 1;
-daemon off;
-pid {conf_dir}/nginx.pid;
-error_log {conf_dir}/error.log crit;
-events {{ worker_connections 8192; }}
-http {{
-  include /etc/nginx/mime.types;
-  access_log off;
-  sendfile on;
+    directives = """  sendfile on;
   keepalive_requests 10000000;
   gzip on;
   gzip_types application/javascript text/css application/json;
-  client_body_temp_path {conf_dir}/body;
-  proxy_temp_path {conf_dir}/proxy;
-  fastcgi_temp_path {conf_dir}/fastcgi;
-  uwsgi_temp_path {conf_dir}/uwsgi;
-  scgi_temp_path {conf_dir}/scgi;
-  server {{ listen 127.0.0.1:{port}; root {site}; }}
-}}
-""")
-    return Server("nginx", ["nginx", "-c", str(conf)], port, base)
+"""
+    return harness.nginx(base, "nginx", "nginx-gzip", directives,
+                         f"    listen 127.0.0.1:{{port}};\n    root {site};\n")
 
 
 def sws(base, site):

@@ -137,11 +137,15 @@ def tws_server(base, site, fsync="group", log_file=None):
     return Server(name, argv, port, base)
 
 
-def nginx_server(base, site, sendfile):
+def nginx(base, name, conf_name, directives, server):
+    """One nginx worker without logs, with its temp files under base/conf_name, the given
+    http-level directives and server block body; listens on a free port (`{port}` in
+    `server`)."""
     port = free_port()
-    conf_dir = base / f"nginx-{sendfile}"
+    conf_dir = base / conf_name
     conf_dir.mkdir(exist_ok=True)
     conf = conf_dir / "nginx.conf"
+    temps = "".join(f"  {t}_temp_path {conf_dir}/{t};\n" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     conf.write_text(
         f"""worker_processes 1;
 daemon off;
@@ -151,27 +155,27 @@ events {{ worker_connections 8192; }}
 http {{
   include /etc/nginx/mime.types;
   access_log off;
-  sendfile {sendfile};
-  tcp_nopush on;
+{directives}{temps}  server {{
+{server.format(port=port)}  }}
+}}
+"""
+    )
+    return Server(name, ["nginx", "-c", str(conf)], port, base)
+
+
+# What every keep-alive benchmark asks of nginx, past `sendfile`.
+NGINX_KEEPALIVE = """  tcp_nopush on;
   tcp_nodelay on;
   keepalive_requests 10000000;
   keepalive_timeout 120s;
   open_file_cache max=10000 inactive=60s;
-  open_file_cache_valid 60s;
-  client_body_temp_path {conf_dir}/body;
-  proxy_temp_path {conf_dir}/proxy;
-  fastcgi_temp_path {conf_dir}/fastcgi;
-  uwsgi_temp_path {conf_dir}/uwsgi;
-  scgi_temp_path {conf_dir}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    root {site};
-    autoindex on;
-  }}
-}}
 """
-    )
-    return Server(f"nginx sendfile {sendfile}", ["nginx", "-c", str(conf)], port, base)
+
+
+def nginx_server(base, site, sendfile):
+    return nginx(base, f"nginx sendfile {sendfile}", f"nginx-{sendfile}",
+                 f"  sendfile {sendfile};\n" + NGINX_KEEPALIVE + "  open_file_cache_valid 60s;\n",
+                 f"    listen 127.0.0.1:{{port}};\n    root {site};\n    autoindex on;\n")
 
 
 def lighttpd_server(base, site):

@@ -49,42 +49,14 @@ def tws_tls(base, site, cert, key):
 
 
 def nginx_tls(base, site, cert, key, http2=False):
-    port = free_port()
-    conf_dir = base / ("nginx-h2" if http2 else "nginx-tls")
-    conf_dir.mkdir(exist_ok=True)
-    conf = conf_dir / "nginx.conf"
-    conf.write_text(f"""worker_processes 1;
-daemon off;
-pid {conf_dir}/nginx.pid;
-error_log {conf_dir}/error.log crit;
-events {{ worker_connections 8192; }}
-http {{
-  include /etc/nginx/mime.types;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  open_file_cache max=10000 inactive=60s;
-  client_body_temp_path {conf_dir}/body;
-  proxy_temp_path {conf_dir}/proxy;
-  fastcgi_temp_path {conf_dir}/fastcgi;
-  uwsgi_temp_path {conf_dir}/uwsgi;
-  scgi_temp_path {conf_dir}/scgi;
-  ssl_protocols TLSv1.2 TLSv1.3;
+    directives = "  sendfile on;\n" + harness.NGINX_KEEPALIVE + """  ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_tickets on;
   ssl_session_cache shared:SSL:10m;
   ssl_prefer_server_ciphers on;
-  server {{
-    listen 127.0.0.1:{port} ssl{' http2' if http2 else ''};
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-    root {site};
-  }}
-}}
-""")
-    return Server("nginx", ["nginx", "-c", str(conf)], port, base)
+"""
+    server = (f"    listen 127.0.0.1:{{port}} ssl{' http2' if http2 else ''};\n"
+              f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n    root {site};\n")
+    return harness.nginx(base, "nginx", "nginx-h2" if http2 else "nginx-tls", directives, server)
 
 
 def lighttpd_tls(base, site, cert, key):
