@@ -60,14 +60,7 @@ fn host_name(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{Parse, parse_head};
-
-    fn request(raw: &str) -> Request {
-        match parse_head(raw.as_bytes(), &Default::default()) {
-            Ok(Parse::Complete(req, _)) => req,
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::http::request::parsed as request;
 
     #[test]
     fn redirects_to_the_same_host_over_https_and_refuses_bad_hosts() {

@@ -392,6 +392,15 @@ fn trim(bytes: &[u8]) -> &[u8] {
     }
 }
 
+/// A complete request head parsed with the default limits, for tests elsewhere.
+#[cfg(test)]
+pub fn parsed(raw: &str) -> Request {
+    match parse_head(raw.as_bytes(), &Limits::default()) {
+        Ok(Parse::Complete(req, _)) => req,
+        other => panic!("{raw:?} gave {other:?}"),
+    }
+}
+
 #[cfg(test)]
 #[path = "request_tests.rs"]
 mod tests;

@@ -301,14 +301,10 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{Parse, parse_head};
+    use crate::http::request::parsed;
 
     fn request(auth: &str) -> Request {
-        let raw = format!("GET / HTTP/1.1\r\nHost: t\r\n{auth}\r\n");
-        match parse_head(raw.as_bytes(), &Default::default()) {
-            Ok(Parse::Complete(req, _)) => req,
-            other => panic!("{other:?}"),
-        }
+        parsed(&format!("GET / HTTP/1.1\r\nHost: t\r\n{auth}\r\n"))
     }
 
     #[test]

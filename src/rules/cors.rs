@@ -127,14 +127,7 @@ impl Cors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{Parse, parse_head};
-
-    fn request(raw: &str) -> Request {
-        match parse_head(raw.as_bytes(), &Default::default()) {
-            Ok(Parse::Complete(req, _)) => req,
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::http::request::parsed as request;
 
     fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
         r.headers

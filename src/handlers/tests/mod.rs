@@ -11,7 +11,7 @@ use crate::api::sqlite::SqliteStore;
 use crate::api::store::{Store, SyncMode};
 use crate::config::{Config, Overrides};
 use crate::http::Body;
-use crate::http::request::{Parse, parse_head};
+use crate::http::request::parsed as request;
 use crate::http::response::Content;
 
 /// The address handler tests pretend to be.
@@ -91,13 +91,6 @@ action = "get_user"
     store.prepare(&config.collections).unwrap();
     let app = App::from_config(&config, Some(Arc::new(store)));
     Site { dir, app }
-}
-
-fn request(raw: &str) -> Request {
-    match parse_head(raw.as_bytes(), &Default::default()) {
-        Ok(Parse::Complete(req, _)) => req,
-        other => panic!("{raw:?} gave {other:?}"),
-    }
 }
 
 /// Routes and handles a request, returning the response and its body bytes.
