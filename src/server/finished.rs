@@ -4,7 +4,7 @@
 
 use super::conn::State;
 use super::event_loop::EventLoop;
-use super::pool::{Done, Outcome, Ticket};
+use super::pool::{Done, Outcome};
 
 impl EventLoop {
     /// Handles everything workers have finished.
@@ -60,17 +60,10 @@ impl EventLoop {
 
     /// Asks a worker for the next piece of the streamed body connection `key` is sending.
     pub(super) fn produce_piece(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let Some(producer) = conn.out.take_producer() else {
+        let Some(producer) = self.conns[key].out.take_producer() else {
             return;
         };
-        let ticket = Ticket {
-            key,
-            conn_id: conn.id,
-            cache_key: None,
-            generation: self.generation,
-            stream: None,
-        };
+        let ticket = self.ticket(key, None, None);
         self.pool.produce(ticket, producer);
     }
 }

@@ -180,9 +180,6 @@ impl EventLoop {
                 self.respond_with(key, req, &routed, Ok(response));
                 return Next::Again;
             }
-            if self.app.starts_on_loop(&req, &routed, body.len()) {
-                return self.start_here(key, req, routed, body);
-            }
             return self.dispatch(key, req, routed, body, None);
         }
         match self.cache.lookup(routed.cache_key(), self.now) {
@@ -207,7 +204,8 @@ impl EventLoop {
         }
     }
 
-    /// Hands a request to a worker; with `cache_key`, what the answer is made from may be kept.
+    /// Answers a request through `App::handle` (see `EventLoop::handle`); with `cache_key`,
+    /// what the answer is made from may be kept.
     fn dispatch(
         &mut self,
         key: usize,
@@ -216,30 +214,8 @@ impl EventLoop {
         body: Vec<u8>,
         cache_key: Option<Box<str>>,
     ) -> Next {
-        self.on_worker(key, req, cache_key, move |app, req, reply| {
-            app.handle(req, &routed, &body, reply);
-        })
-    }
-
-    /// Starts a request on the loop (see `App::starts_on_loop`); its answer comes back as a
-    /// worker's would.
-    fn start_here(&mut self, key: usize, req: Request, routed: Routed, body: Vec<u8>) -> Next {
-        self.release_body(key);
-        let req = Arc::new(req);
-        let conn = &mut self.conns[key];
-        conn.state = State::Busy {
-            req: Arc::clone(&req),
-        };
-        let ticket = Ticket {
-            key,
-            conn_id: conn.id,
-            cache_key: None,
-            generation: self.generation,
-            stream: None,
-        };
-        let reply = self.pool.reply(ticket);
-        // As on a worker, a panicking handler costs its request (a 500), not the loop.
-        super::pool::caught(|| self.app.handle(&req, &routed, &body, reply));
+        let (req, ticket) = self.make_busy(key, req, cache_key);
+        self.handle(ticket, req, routed, body);
         Next::Wait
     }
 
@@ -259,22 +235,63 @@ impl EventLoop {
         cache_key: Option<Box<str>>,
         job: impl FnOnce(&App, &Request, Reply) + Send + 'static,
     ) -> Next {
-        self.release_body(key);
-        let req = Arc::new(req);
-        let conn = &mut self.conns[key];
-        conn.state = State::Busy {
-            req: Arc::clone(&req),
-        };
-        let ticket = Ticket {
-            key,
-            conn_id: conn.id,
-            cache_key,
-            generation: self.generation,
-            stream: None,
-        };
+        let (req, ticket) = self.make_busy(key, req, cache_key);
         let app = Arc::clone(&self.app);
         self.pool.spawn(ticket, move |reply| job(&app, &req, reply));
         Next::Wait
+    }
+
+    /// The connection waits for an answer to `req`: its body's memory is released, and the
+    /// answer will come back with the ticket.
+    fn make_busy(
+        &mut self,
+        key: usize,
+        req: Request,
+        cache_key: Option<Box<str>>,
+    ) -> (Arc<Request>, Ticket) {
+        self.release_body(key);
+        let req = Arc::new(req);
+        self.conns[key].state = State::Busy {
+            req: Arc::clone(&req),
+        };
+        (req, self.ticket(key, cache_key, None))
+    }
+
+    /// The ticket an answer for connection `key` (and HTTP/2 `stream`) comes back with.
+    pub(super) fn ticket(
+        &self,
+        key: usize,
+        cache_key: Option<Box<str>>,
+        stream: Option<usize>,
+    ) -> Ticket {
+        Ticket {
+            key,
+            conn_id: self.conns[key].id,
+            cache_key,
+            generation: self.generation,
+            stream,
+        }
+    }
+
+    /// Runs a routed request with its body through `App::handle`: on the loop when
+    /// `App::starts_on_loop` says it is a quick start (its answer comes back as a worker's
+    /// would), else on a worker.
+    pub(super) fn handle(
+        &mut self,
+        ticket: Ticket,
+        req: Arc<Request>,
+        routed: Routed,
+        body: Vec<u8>,
+    ) {
+        if self.app.starts_on_loop(&req, &routed, body.len()) {
+            let reply = self.pool.reply(ticket);
+            // As on a worker, a panicking handler costs its request (a 500), not the loop.
+            super::pool::caught(|| self.app.handle(&req, &routed, &body, reply));
+            return;
+        }
+        let app = Arc::clone(&self.app);
+        self.pool
+            .spawn(ticket, move |reply| app.handle(&req, &routed, &body, reply));
     }
 
     /// Sends what a cached source answered (or the error it gave).

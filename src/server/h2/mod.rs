@@ -260,21 +260,8 @@ impl EventLoop {
         };
         h2.answering
             .insert(stream, (Arc::clone(&req), routed.index()));
-        let ticket = Ticket {
-            key,
-            conn_id: conn.id,
-            cache_key,
-            generation: self.generation,
-            stream: Some(stream),
-        };
-        if self.app.starts_on_loop(&req, &routed, body.len()) {
-            let reply = self.pool.reply(ticket);
-            super::pool::caught(|| self.app.handle(&req, &routed, &body, reply));
-            return;
-        }
-        let app = Arc::clone(&self.app);
-        self.pool
-            .spawn(ticket, move |reply| app.handle(&req, &routed, &body, reply));
+        let ticket = self.ticket(key, cache_key, Some(stream));
+        self.handle(ticket, req, routed, body);
     }
 
     /// A worker's answer to an HTTP/2 stream.
