@@ -1,4 +1,5 @@
-//! tws: a small, fast, trustworthy HTTP/1.1 web server driven by a TOML routes file.
+//! tws: a small, fast, trustworthy web server (HTTP/1.1 and HTTP/2, plain or TLS) driven by a
+//! TOML routes file.
 //!
 //! `run` is the whole program: load and validate the configuration, open the database when a
 //! collection needs it, bind, announce the URL, and serve.
@@ -21,6 +22,8 @@ pub mod router;
 pub mod routes;
 pub mod rules;
 pub mod server;
+pub mod stamp;
+pub mod sync;
 pub mod time;
 pub mod tls;
 
@@ -29,7 +32,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use api::sqlite::SqliteStore;
 use api::store::Store;
 use banner::{Banner, TlsNote};
 use cli::{Cli, LogFormat};
@@ -65,7 +67,7 @@ fn run_inner(cli: &Cli) -> Result<()> {
         return Ok(());
     }
     let overrides = cli.overrides();
-    let read = cli.config.as_deref().and_then(reload::stamp);
+    let read = cli.config.as_deref().and_then(stamp::FileStamp::of_path);
     let config = match &cli.config {
         Some(path) => Config::load(path, &overrides)?,
         None => Config::for_folder(&overrides)?,
@@ -76,7 +78,7 @@ fn run_inner(cli: &Cli) -> Result<()> {
     }
     warn_about_plain_passwords(&config);
     let store: Option<Arc<dyn Store>> = if config.uses_store() {
-        let store = open_store(&config.server)?;
+        let store = api::open_store(&config.server)?;
         store.prepare(&config.collections)?;
         Some(store)
     } else {
@@ -153,15 +155,6 @@ fn run_inner(cli: &Cli) -> Result<()> {
     server.run(reloader, watch)
 }
 
-/// The database collections live in: PostgreSQL when `store` names one, else SQLite under
-/// the data folder.
-pub fn open_store(server: &config::Server) -> Result<Arc<dyn Store>> {
-    Ok(match &server.store {
-        Some(url) => Arc::new(api::postgres::PgStore::open(&url.0)?),
-        None => Arc::new(SqliteStore::open(&server.data, server.fsync)?),
-    })
-}
-
 /// The route table as `--check` prints it: routes for any host, then each host's.
 pub fn describe(config: &Config) -> String {
     let source = config
@@ -224,23 +217,5 @@ fn warn_about_plain_passwords(config: &Config) {
         report!(
             "tws: warning: basic authentication served over plain HTTP on {host}: passwords cross the network in clear; serve HTTPS (--tls-cert and --tls-key)"
         );
-    }
-}
-
-/// A short reason for an I/O error, without the OS error number.
-pub fn io_reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        NotFound => "no such file or directory".to_owned(),
-        PermissionDenied => "permission denied".to_owned(),
-        AddrInUse => "address already in use".to_owned(),
-        AddrNotAvailable => "address not available on this machine".to_owned(),
-        _ => {
-            let text = e.to_string();
-            match text.find(" (os error") {
-                Some(i) => text[..i].to_owned(),
-                None => text,
-            }
-        }
     }
 }

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::api::store::Store;
+use crate::sync::lock;
 
 /// Upper bounds of the duration histogram, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -93,10 +94,6 @@ pub struct Registry {
     pub reloads_failed: AtomicU64,
     /// Connections open across all loops (kept by the server).
     pub open_connections: AtomicUsize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The process's registry.

@@ -7,12 +7,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api::store::Store;
 use crate::config::{self, Config, Overrides};
 use crate::handlers::App;
+use crate::stamp::FileStamp;
+use crate::sync::lock;
 use crate::tls::{PairStamps, Tls};
 
 /// How often the routes file is checked for changes.
@@ -48,33 +50,13 @@ impl Live {
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(&lock(&self.current))
     }
 
     fn replace(&self, snapshot: Snapshot) {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+        *lock(&self.current) = Arc::new(snapshot);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
-}
-
-/// Identity of the routes file's contents on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    ino: u64,
-}
-
-/// The routes file's identity now; taken before it is first read, so that no later change
-/// goes unnoticed.
-pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some(FileStamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-        ino: meta.ino(),
-    })
 }
 
 /// Told the settings in force after each successful reload.
@@ -157,10 +139,10 @@ impl Reloader {
                 }
             };
             if let Some(source) = self.source.clone() {
-                let now = stamp(&source);
+                let now = FileStamp::of_path(&source);
                 if triggered || now != self.last {
                     // An editor may still be writing: wait until the file holds still.
-                    self.last = settle(now, || stamp(&source));
+                    self.last = settle(now, || FileStamp::of_path(&source));
                     self.reload();
                 }
             }
@@ -221,7 +203,7 @@ impl Reloader {
         if config.uses_store() {
             let prepared = match &self.store {
                 Some(store) => store.prepare(&config.collections),
-                None => crate::open_store(&old.server).and_then(|store| {
+                None => crate::api::open_store(&old.server).and_then(|store| {
                     store.prepare(&config.collections)?;
                     self.store = Some(store);
                     Ok(())

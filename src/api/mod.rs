@@ -416,3 +416,12 @@ fn form_fields(
     }
     Ok(fields)
 }
+
+/// The database collections live in: PostgreSQL when `store` names one, else SQLite under
+/// the data folder.
+pub fn open_store(server: &crate::config::Server) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &server.store {
+        Some(url) => Arc::new(postgres::PgStore::open(&url.0)?),
+        None => Arc::new(sqlite::SqliteStore::open(&server.data, server.fsync)?),
+    })
+}

@@ -1,5 +1,6 @@
 //! The contract between the API handlers and a database: records, writes answered once they
-//! are durable, pages read by cursor. `sqlite` implements it; a PostgreSQL store plugs in here.
+//! are durable, pages read by cursor. `sqlite` (embedded) and `postgres` (shared by several
+//! nodes) implement it.
 
 use std::sync::Arc;
 

@@ -60,6 +60,28 @@ const OLD_USER_ACTIONS: [(&str, bool, bool, &[Method]); 3] = [
     ("get_user", true, false, &[Method::Get, Method::Head]),
 ];
 
+/// What a route serves, by the key that names its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Page,
+    Dir,
+    Action,
+    Redirect,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Page => "page",
+            Kind::Dir => "dir",
+            Kind::Action => "action",
+            Kind::Redirect => "redirect",
+        }
+    }
+}
+
 /// Bounds of `max_listing_entries`.
 pub const LISTING_ENTRIES_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
 
@@ -74,12 +96,12 @@ pub(super) fn validate_route(
 ) -> Result<Route> {
     let fail = |message: String| anyhow!(message);
     check_route_path(&raw.path).map_err(|m| fail(m.to_owned()))?;
-    let kinds: Vec<&str> = [
-        ("file", raw.file.is_some()),
-        ("page", raw.page.is_some()),
-        ("dir", raw.dir.is_some()),
-        ("action", raw.action.is_some()),
-        ("redirect", raw.redirect.is_some()),
+    let kinds: Vec<Kind> = [
+        (Kind::File, raw.file.is_some()),
+        (Kind::Page, raw.page.is_some()),
+        (Kind::Dir, raw.dir.is_some()),
+        (Kind::Action, raw.action.is_some()),
+        (Kind::Redirect, raw.redirect.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, present)| present.then_some(k))
@@ -92,9 +114,10 @@ pub(super) fn validate_route(
             ));
         }
         many => {
+            let names: Vec<&str> = many.iter().map(|k| k.name()).collect();
             return Err(fail(format!(
                 "has {}: keep exactly one",
-                many.join(" and ")
+                names.join(" and ")
             )));
         }
     };
@@ -120,7 +143,7 @@ pub(super) fn validate_route(
         ),
     ];
     for (key, present, owners) in misplaced {
-        if present && !owners.contains(&kind) {
+        if present && !owners.contains(&kind.name()) {
             return Err(fail(format!(
                 "key `{key}` only applies to {} routes",
                 owners.join(", ")
@@ -154,7 +177,7 @@ pub(super) fn validate_route(
     let has_param = raw.path.ends_with('}');
     let mut supported = Methods::NONE;
     let target = match kind {
-        "file" => {
+        Kind::File => {
             let spec = file_spec(root, raw.file.as_deref(), raw.cache_control)?;
             Target::File(FileSpec {
                 content_type: raw.content_type,
@@ -162,14 +185,14 @@ pub(super) fn validate_route(
                 ..spec
             })
         }
-        "page" => Target::Page(FileSpec {
+        Kind::Page => Target::Page(FileSpec {
             content_type: Some(TEXT_HTML.to_owned()),
             ..file_spec(root, raw.page.as_deref(), raw.cache_control)?
         }),
-        "redirect" => {
+        Kind::Redirect => {
             Target::Redirect(redirect_spec(raw.redirect.unwrap_or_default(), raw.status)?)
         }
-        "dir" => Target::Dir(DirSpec {
+        Kind::Dir => Target::Dir(DirSpec {
             folder: canonical_dir(&root.join(raw.dir.unwrap_or_default()))?,
             clean_urls: raw.clean_urls.unwrap_or(false),
             fallback: raw.fallback,
@@ -182,7 +205,7 @@ pub(super) fn validate_route(
             },
             cache_control: raw.cache_control,
         }),
-        _ => {
+        Kind::Action => {
             let name = raw.action.unwrap_or_default();
             let old = OLD_USER_ACTIONS.iter().find(|(old, ..)| *old == name);
             let takes_id = old.is_some_and(|(_, item, ..)| *item);
@@ -253,7 +276,8 @@ pub(super) fn validate_route(
             }
             if !supported.covers(set) {
                 return Err(fail(format!(
-                    "`methods`: a {kind} route answers only {}",
+                    "`methods`: a {} route answers only {}",
+                    kind.name(),
                     supported.allow_header().trim_end_matches(", OPTIONS")
                 )));
             }
@@ -317,8 +341,13 @@ pub(super) fn check_route_path(path: &str) -> Result<(), &'static str> {
 
 fn file_spec(root: &Path, rel: Option<&Path>, cache_control: Option<String>) -> Result<FileSpec> {
     let file = root.join(rel.unwrap_or(Path::new("")));
-    let meta = std::fs::metadata(&file)
-        .map_err(|e| anyhow!("cannot use {}: {}", file.display(), crate::io_reason(&e)))?;
+    let meta = std::fs::metadata(&file).map_err(|e| {
+        anyhow!(
+            "cannot use {}: {}",
+            file.display(),
+            crate::log::io_reason(&e)
+        )
+    })?;
     if !meta.is_file() {
         bail!("{} is not a regular file", file.display());
     }
@@ -395,13 +424,13 @@ pub(super) fn error_pages(
                 format!("[errors] {code}: cannot use {}: {why}", path.display()),
             )
         };
-        let meta = std::fs::metadata(&path).map_err(|e| fail(crate::io_reason(&e)))?;
+        let meta = std::fs::metadata(&path).map_err(|e| fail(crate::log::io_reason(&e)))?;
         if !meta.is_file() || meta.len() > MAX_ERROR_PAGE_BYTES {
             return Err(fail(format!(
                 "not a regular file of at most {MAX_ERROR_PAGE_BYTES} bytes"
             )));
         }
-        let bytes = std::fs::read(&path).map_err(|e| fail(crate::io_reason(&e)))?;
+        let bytes = std::fs::read(&path).map_err(|e| fail(crate::log::io_reason(&e)))?;
         pages.insert(code, Bytes::from(bytes));
     }
     Ok(pages)
@@ -430,7 +459,7 @@ pub(super) fn canonical_dir(folder: &Path) -> Result<PathBuf> {
         anyhow!(
             "cannot use folder {}: {}",
             folder.display(),
-            crate::io_reason(&e)
+            crate::log::io_reason(&e)
         )
     })?;
     if !real.is_dir() {

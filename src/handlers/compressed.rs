@@ -81,7 +81,7 @@ pub struct Form {
 pub struct Dynamic {
     settings: Settings,
     /// Forms by coding (`Coding::index`), for files small enough to keep them.
-    forms: Option<[OnceLock<Form>; 3]>,
+    forms: Option<[OnceLock<Form>; Coding::ALL.len()]>,
     /// The identity representation's validators, from which each coding's derive.
     validators: Validators,
     cache_control: Option<String>,

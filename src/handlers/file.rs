@@ -27,6 +27,7 @@ use crate::http::range::{self, Ranges};
 use crate::http::response::{Body, Content, Part, Response, header_block};
 use crate::http::{HttpError, Method, Request};
 use crate::path::{Exposure, resolve_in};
+use crate::stamp::FileStamp;
 
 /// How long a file set is trusted before its next use compares it with the disk.
 pub const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -46,37 +47,13 @@ pub struct FileOptions<'a> {
     pub compression: Option<&'a Settings>,
 }
 
-/// What identifies one version of a file on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        }
-    }
-
-    fn of_path(path: &Path) -> Option<Stamp> {
-        std::fs::symlink_metadata(path).ok().map(|m| Stamp::of(&m))
-    }
-}
-
 /// One representation: the file itself, or a precompressed variant of it.
 #[derive(Debug)]
 struct Representation {
     coding: Option<Coding>,
     /// Canonical path, stat'ed on revalidation (following symlinks, as when opened).
     path: PathBuf,
-    stamp: Stamp,
+    stamp: FileStamp,
     /// The bytes (small files) or the open file.
     content: Content,
     len: u64,
@@ -93,7 +70,7 @@ pub struct FileSet {
     /// The file itself first, then its variants.
     reps: Vec<Representation>,
     /// Variant names that were missing (or refused), with what was there, to notice them appear.
-    probes: Vec<(PathBuf, Option<Stamp>)>,
+    probes: Vec<(PathBuf, Option<FileStamp>)>,
     /// Compression on the fly of the file itself, when its type and size call for it.
     dynamic: Option<Box<Dynamic>>,
 }
@@ -132,7 +109,7 @@ impl FileSet {
                 Ok(p) if p.is_file() => found.push((Some(coding), p)),
                 _ => {
                     let at = folder.join(&variant);
-                    let stamp = Stamp::of_path(&at);
+                    let stamp = FileStamp::of_link(&at);
                     probes.push((at, stamp));
                 }
             }
@@ -167,7 +144,7 @@ impl FileSet {
     /// Also turns stale when `path` (missing now) appears: a set served in place of a file
     /// that did not exist (a clean URL, a fallback) gives way to it.
     pub fn watch_missing(&mut self, path: PathBuf) {
-        let stamp = Stamp::of_path(&path);
+        let stamp = FileStamp::of_link(&path);
         self.probes.push((path, stamp));
     }
 
@@ -175,11 +152,11 @@ impl FileSet {
     pub fn is_current(&self) -> bool {
         self.reps
             .iter()
-            .all(|r| std::fs::metadata(&r.path).is_ok_and(|m| Stamp::of(&m) == r.stamp))
+            .all(|r| std::fs::metadata(&r.path).is_ok_and(|m| FileStamp::of(&m) == r.stamp))
             && self
                 .probes
                 .iter()
-                .all(|(path, stamp)| Stamp::of_path(path) == *stamp)
+                .all(|(path, stamp)| FileStamp::of_link(path) == *stamp)
     }
 
     /// Bytes of content held in memory (compressed forms included).
@@ -408,7 +385,7 @@ impl Representation {
         let fixed = header_block(&common);
         Ok(Representation {
             coding,
-            stamp: Stamp::of(&meta),
+            stamp: FileStamp::of(&meta),
             path,
             content,
             len,

@@ -80,7 +80,7 @@ pub fn negotiate(accept_encoding: Option<&str>, available: &[Coding]) -> Choice 
 /// entries, the last.
 #[derive(Debug, Default)]
 struct Weights {
-    codings: [Option<u16>; 3],
+    codings: [Option<u16>; Coding::ALL.len()],
     identity: Option<u16>,
     wildcard: Option<u16>,
 }

@@ -1,4 +1,6 @@
-//! HTTP/1.1 message handling: methods, the request-head parser, body framing, responses and errors.
+//! The HTTP message model both protocols share: methods, the request (parsed from an HTTP/1.x
+//! head, or built from HTTP/2 fields), body framing, responses, conditions, ranges, codings
+//! and the errors that map to statuses.
 
 pub mod body;
 pub mod conditional;

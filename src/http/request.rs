@@ -211,6 +211,103 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parse, HttpError> {
     Ok(Parse::Complete(request, skip + len))
 }
 
+/// A request head built field by field from what another framing decoded (HTTP/2's HPACK),
+/// held to the same limits and checks as `parse_head`. Names arrive lower-case.
+#[derive(Debug, Default)]
+pub struct FieldsBuilder {
+    head: Vec<u8>,
+    fields: Vec<(Range<usize>, Range<usize>)>,
+    facts: HeadFacts,
+}
+
+impl FieldsBuilder {
+    /// Adds one field; an error says why the request cannot be served.
+    pub fn field(&mut self, name: &[u8], value: &[u8], limits: &Limits) -> Result<(), HttpError> {
+        if self.fields.len() >= limits.max_headers.clamp(1, MAX_HEADERS_CEILING) {
+            return Err(HttpError::HeaderFieldsTooLarge(
+                "more header fields than the limit",
+            ));
+        }
+        if self.head.len() + name.len() + value.len() + 4 > limits.max_head_bytes {
+            return Err(HttpError::HeaderFieldsTooLarge(
+                "request head is larger than the limit",
+            ));
+        }
+        let name_text = std::str::from_utf8(name)
+            .map_err(|_| HttpError::BadRequest("invalid header field name"))?;
+        self.facts.note(name_text, value)?;
+        let at = self.head.len();
+        self.head.extend_from_slice(name);
+        self.head.extend_from_slice(value);
+        self.fields
+            .push((at..at + name.len(), at + name.len()..self.head.len()));
+        Ok(())
+    }
+
+    /// The request: `method` and `path` from the pseudo-header fields, `authority` (which
+    /// stands for Host), and whether a body may follow (`ended`: none will).
+    pub fn finish(
+        mut self,
+        method: &[u8],
+        path: &[u8],
+        authority: Option<&[u8]>,
+        ended: bool,
+        limits: &Limits,
+    ) -> Result<Request, HttpError> {
+        let method = std::str::from_utf8(method)
+            .ok()
+            .and_then(Method::from_token)
+            .ok_or(HttpError::NotImplemented("request method not implemented"))?;
+        if method == Method::Connect {
+            return Err(HttpError::NotImplemented(
+                "CONNECT is not supported: tws is not a proxy",
+            ));
+        }
+        if path.len() > limits.max_uri_bytes {
+            return Err(HttpError::UriTooLong);
+        }
+        let path = std::str::from_utf8(path)
+            .ok()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or(HttpError::BadRequest("malformed :path"))?;
+        let target = origin_form(method, path)?;
+        if let Some(authority) = authority {
+            // :authority stands for Host, which then must not say otherwise (RFC 9113 §8.3.1).
+            let host = self.header_value(b"host");
+            if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority)) {
+                return Err(HttpError::BadRequest("Host differs from :authority"));
+            }
+            if host.is_none() {
+                self.field(b"host", authority, limits)?;
+            }
+        }
+        let framing = match self.facts.framing(Version::Http11)? {
+            Framing::None if !ended => Framing::Chunked,
+            framing => framing,
+        };
+        if self.facts.expectation_unknown {
+            return Err(HttpError::ExpectationFailed);
+        }
+        Ok(Request {
+            method,
+            version: Version::Http2,
+            framing,
+            keep_alive: true,
+            expect_continue: false,
+            target,
+            head: self.head,
+            fields: self.fields,
+        })
+    }
+
+    fn header_value(&self, name: &[u8]) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| &self.head[n.clone()] == name)
+            .map(|(_, v)| &self.head[v.clone()])
+    }
+}
+
 fn leading_empty_lines(buf: &[u8]) -> usize {
     let mut at = 0;
     for _ in 0..MAX_LEADING_EMPTY_LINES {
@@ -283,7 +380,7 @@ fn origin_form(method: Method, target: &str) -> Result<String, HttpError> {
 }
 
 /// What the header fields say about framing and the connection, gathered in one pass.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct HeadFacts {
     content_length: Option<u64>,
     transfer_encoding: bool,

@@ -179,6 +179,24 @@ fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// A short reason for an I/O error, without the OS error number.
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "no such file or directory".to_owned(),
+        PermissionDenied => "permission denied".to_owned(),
+        AddrInUse => "address already in use".to_owned(),
+        AddrNotAvailable => "address not available on this machine".to_owned(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

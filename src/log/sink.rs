@@ -101,7 +101,7 @@ impl Sink {
             anyhow::anyhow!(
                 "cannot open {what} {}: {}",
                 target.describe(),
-                crate::io_reason(&e)
+                crate::log::io_reason(&e)
             )
         })?;
         let (tx, rx) = channel();
@@ -275,7 +275,7 @@ impl Writer {
                     "tws: error: cannot write the {} to {}: {}; lines are dropped until it works again",
                     self.shared.what,
                     self.target.describe(),
-                    crate::io_reason(&e)
+                    crate::log::io_reason(&e)
                 ));
             }
         }
@@ -298,7 +298,7 @@ impl Writer {
                     "tws: error: cannot reopen the {} {}: {}; still writing to the old file",
                     self.shared.what,
                     path.display(),
-                    crate::io_reason(&e)
+                    crate::log::io_reason(&e)
                 )),
             }
         }

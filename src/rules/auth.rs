@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2};
 
 use crate::http::Request;
+use crate::sync::lock;
 
 /// How long verified credentials are remembered.
 const REMEMBER_FOR: Duration = Duration::from_secs(300);
@@ -111,10 +112,6 @@ struct Failures {
     count: u32,
     since: Instant,
     locked_until: Option<Instant>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The server's guard (remembered logins outlive route reloads).

@@ -1,15 +1,15 @@
 //! The server-wide budget for request-body bytes held in memory (`max_body_memory`). Each
 //! connection reading a body is charged what its buffers hold, one atomic update per read
-//! (at most `BODY_READ_CAP` bytes), never per byte. A body may always grow to
+//! (at most a read's worth of bytes), never per byte. A body may always grow to
 //! `BODY_ALLOWANCE`, so small requests are never held up; past that, while the budget is
 //! spent, the connection is not read from: the kernel's buffers fill and the client waits
 //! (backpressure), until bodies finish or their connections time out. Waiting connections are
-//! resumed fewest bytes first once the budget has room again.
+//! resumed fewest bytes first once the budget has room again (by the event loop).
 
 use std::sync::atomic::Ordering;
 
-use super::conn::State;
-use super::event_loop::EventLoop;
+use super::context::Ctx;
+use super::transport::Transport;
 
 /// Body bytes a connection may always buffer, whatever the budget.
 pub const BODY_ALLOWANCE: usize = 16 * 1024;
@@ -17,30 +17,29 @@ pub const BODY_ALLOWANCE: usize = 16 * 1024;
 /// to the system (glibc keeps freed heap pages otherwise, and RSS would stay at its peak).
 const TRIM_AFTER_BYTES: usize = 8 << 20;
 
-impl EventLoop {
-    /// True when connection `key`, reading a body, may read more now. Otherwise it is noted,
-    /// to be resumed by `resume_body_readers` when the budget has room.
-    pub(super) fn may_read_body(&mut self, key: usize, next_read: usize) -> bool {
-        let conn = &mut self.conns[key];
+impl Ctx {
+    /// True when the server's budget has room for more body bytes at all.
+    pub fn body_room(&self) -> bool {
+        self.control.body_held.load(Ordering::Relaxed) < self.settings.max_body_memory
+    }
+
+    /// True when connection `t`, reading a body, may read `next_read` more bytes now.
+    /// Otherwise it is noted, to be driven again when the budget has room.
+    pub fn may_read_body(&mut self, t: &mut Transport, next_read: usize) -> bool {
         let held = self.control.body_held.load(Ordering::Relaxed);
-        if conn.body_charge < BODY_ALLOWANCE || held + next_read <= self.max_body_memory {
+        if t.body_charge < BODY_ALLOWANCE || held + next_read <= self.settings.max_body_memory {
             return true;
         }
-        if !conn.awaiting_budget {
-            conn.awaiting_budget = true;
-            self.awaiting_budget.push((key, conn.id));
+        if !t.awaiting_budget {
+            t.awaiting_budget = true;
+            self.awaiting_budget.push((t.key, t.id));
         }
         false
     }
 
-    /// Charges connection `key` for what its body buffers hold now.
-    pub(super) fn charge_body(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let State::Body(pending) = &conn.state else {
-            return;
-        };
-        let holds = pending.body.capacity() + conn.input.capacity();
-        let before = std::mem::replace(&mut conn.body_charge, holds);
+    /// Charges connection `t` for the `holds` bytes its body buffers hold now.
+    pub fn charge_body(&mut self, t: &mut Transport, holds: usize) {
+        let before = std::mem::replace(&mut t.body_charge, holds);
         if holds > before {
             self.control
                 .body_held
@@ -49,24 +48,19 @@ impl EventLoop {
             self.control
                 .body_held
                 .fetch_sub(before - holds, Ordering::Relaxed);
+            self.body_released += before - holds;
         }
     }
 
-    /// Gives back what connection `key` was charged: its body is answered, handed to a
-    /// worker, or dropped with the connection.
-    pub(super) fn release_body(&mut self, key: usize) {
-        if let Some(conn) = self.conns.get_mut(key) {
-            let charged = std::mem::take(&mut conn.body_charge);
-            if charged > 0 {
-                self.control.body_held.fetch_sub(charged, Ordering::Relaxed);
-                self.body_released += charged;
-            }
-        }
+    /// Gives back what connection `t` was charged: its body is answered, handed to a worker,
+    /// or dropped with the connection.
+    pub fn release_body(&mut self, t: &mut Transport) {
+        self.charge_body(t, 0);
     }
 
     /// Returns freed memory to the system once many body bytes were released (from the
     /// sweep, a few times a second at most).
-    pub(super) fn trim_after_bodies(&mut self) {
+    pub fn trim_after_bodies(&mut self) {
         if self.body_released < TRIM_AFTER_BYTES {
             return;
         }
@@ -78,20 +72,17 @@ impl EventLoop {
         }
     }
 
-    /// Resumes connections waiting for budget, those holding least first, while it has room.
-    pub(super) fn resume_body_readers(&mut self) {
-        if self.awaiting_budget.is_empty()
-            || self.control.body_held.load(Ordering::Relaxed) >= self.max_body_memory
-        {
-            return;
+    /// The connections waiting for budget that may go on now, those holding least first
+    /// (`charge` tells what each holds; gone ones are dropped by it returning `None`).
+    pub fn budget_waiters(&mut self, charge: impl Fn(usize, u64) -> Option<usize>) -> Vec<usize> {
+        if self.awaiting_budget.is_empty() || !self.body_room() {
+            return Vec::new();
         }
-        let mut waiting = std::mem::take(&mut self.awaiting_budget);
-        waiting.retain(|(key, id)| self.conns.get(*key).is_some_and(|c| c.id == *id));
-        waiting.sort_by_key(|(key, _)| self.conns[*key].body_charge);
-        for (key, _) in waiting {
-            self.conns[key].awaiting_budget = false;
-            // Driving it reads (or notes it as waiting again, if the budget ran out meanwhile).
-            self.drive(key);
-        }
+        let mut waiting: Vec<(usize, usize)> = std::mem::take(&mut self.awaiting_budget)
+            .into_iter()
+            .filter_map(|(key, id)| charge(key, id).map(|held| (held, key)))
+            .collect();
+        waiting.sort_unstable();
+        waiting.into_iter().map(|(_, key)| key).collect()
     }
 }

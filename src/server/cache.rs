@@ -30,13 +30,24 @@ struct Entry {
 /// A rebuild that has not come back by then is given up, and the next request tries again.
 const REFRESH_GIVE_UP: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
-pub struct FileCache {
+/// `W`: a request waiting for a worker's answer (see `lookup`'s `Pending`).
+pub struct FileCache<W> {
     entries: HashMap<Box<str>, Entry>,
     bytes: usize,
     open_files: usize,
-    /// Paths a worker is answering, with the connections (key, id) waiting for that answer.
-    pending: HashMap<Box<str>, Vec<(usize, u64)>>,
+    /// Paths a worker is answering, with the requests waiting for that answer.
+    pending: HashMap<Box<str>, Vec<W>>,
+}
+
+impl<W> Default for FileCache<W> {
+    fn default() -> Self {
+        FileCache {
+            entries: HashMap::new(),
+            bytes: 0,
+            open_files: 0,
+            pending: HashMap::new(),
+        }
+    }
 }
 
 /// What the cache can do for a request.
@@ -48,7 +59,7 @@ pub enum Lookup {
     Miss,
 }
 
-impl FileCache {
+impl<W> FileCache<W> {
     pub fn lookup(&mut self, path: &str, now: Instant) -> Lookup {
         match self.get(path, now) {
             Some(source) => Lookup::Hit(source),
@@ -62,29 +73,22 @@ impl FileCache {
         self.pending.entry(path.into()).or_default();
     }
 
-    /// Connection `key` (with id `id`) waits for the answer to `path`.
-    pub fn park(&mut self, path: &str, key: usize, id: u64) {
-        if let Some(waiting) = self.pending.get_mut(path) {
-            waiting.push((key, id));
-        }
+    /// A request waits for the answer to `path` (which `lookup` said is `Pending`).
+    pub fn park(&mut self, path: &str, waiter: W) {
+        self.pending.entry(path.into()).or_default().push(waiter);
     }
 
     /// The worker's answer to `path` is back: keeps what it was made from, if anything, and
-    /// returns the connections that waited for it.
-    pub fn finish(
-        &mut self,
-        path: &str,
-        source: Option<Cacheable>,
-        now: Instant,
-    ) -> Vec<(usize, u64)> {
+    /// returns the requests that waited for it.
+    pub fn finish(&mut self, path: &str, source: Option<Cacheable>, now: Instant) -> Vec<W> {
         if let Some(source) = source {
             self.insert(path, source, now);
         }
         self.pending.remove(path).unwrap_or_default()
     }
 
-    /// Every waiting connection, forgetting what they waited for (the routes were reloaded).
-    pub fn take_parked(&mut self) -> Vec<(usize, u64)> {
+    /// Every waiting request, forgetting what they waited for (the routes were reloaded).
+    pub fn take_parked(&mut self) -> Vec<W> {
         self.pending
             .drain()
             .flat_map(|(_, waiting)| waiting)
@@ -185,19 +189,19 @@ mod tests {
     #[test]
     fn one_miss_is_answered_and_the_others_wait_for_it() {
         let (dir, source) = listing("coalesce");
-        let mut cache = FileCache::default();
+        let mut cache = FileCache::<u32>::default();
         let now = Instant::now();
         assert!(matches!(cache.lookup("/", now), Lookup::Miss));
         cache.begin("/");
         assert!(matches!(cache.lookup("/", now), Lookup::Pending));
-        cache.park("/", 3, 30);
-        cache.park("/", 4, 40);
-        assert_eq!(cache.finish("/", Some(source), now), vec![(3, 30), (4, 40)]);
+        cache.park("/", 3);
+        cache.park("/", 4);
+        assert_eq!(cache.finish("/", Some(source), now), vec![3, 4]);
         assert!(matches!(cache.lookup("/", now), Lookup::Hit(_)));
-        // Nothing kept: the waiting connections are handed back all the same.
+        // Nothing kept: the waiting requests are handed back all the same.
         cache.begin("/other");
-        cache.park("/other", 5, 50);
-        assert_eq!(cache.finish("/other", None, now), vec![(5, 50)]);
+        cache.park("/other", 5);
+        assert_eq!(cache.finish("/other", None, now), vec![5]);
         assert!(matches!(cache.lookup("/other", now), Lookup::Miss));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -205,7 +209,7 @@ mod tests {
     #[test]
     fn a_stale_listing_is_rebuilt_by_one_request_while_others_get_it() {
         let (dir, source) = listing("stale");
-        let mut cache = FileCache::default();
+        let mut cache = FileCache::<u32>::default();
         let now = Instant::now();
         cache.begin("/");
         cache.finish("/", Some(source), now);

@@ -1,9 +1,9 @@
-//! The readiness loop: one thread owns the connections it accepts. It waits on epoll (mio),
-//! accepts within the connection cap, drives each ready connection's state machine (in
-//! `steps`), sends what workers finished, enforces deadlines, and stops gracefully.
-//! An idle or slow client costs a slab entry, never a worker.
+//! The readiness loop: one thread owns the connections it accepts. It only waits on epoll
+//! (mio), accepts within the connection cap, hands each event, finished answer or
+//! streamed piece to the connection it is for, sweeps for timeouts, and stops gracefully.
+//! Everything about a request is the connection's (`conn`); what connections share of the
+//! loop is lent to them as a `Ctx`. An idle or slow client costs a slab entry, never a worker.
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,26 +11,20 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::Control;
-use super::accept::{Listening, listener_index, listener_token};
-use super::cache::FileCache;
-use super::conn::{Conn, State};
-use super::pool::Pool;
-use crate::config::Timeouts;
-use crate::handlers::App;
-use crate::http::date::DateCache;
-use crate::http::response::ErrorFormat;
-use crate::http::{HttpError, Limits};
+use super::accept::{self, ACCEPTS_PER_TURN, Listening, listener_index, listener_token};
+use super::conn::{Conn, Next};
+use super::context::Ctx;
+use super::control::Control;
+use super::exchange;
+use super::pool::{Done, Pool};
+use super::transport::Transport;
 use crate::log::AccessLog;
-use crate::metrics::{self, LoopCounts, Timeout};
+use crate::metrics;
 use crate::reload::Live;
-use std::sync::Mutex;
 
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// How often deadlines are checked and idle buffers released.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
-/// Bytes asked of the kernel per read.
-const READ_SCRATCH_BYTES: usize = 16 * 1024;
 /// How soon to retry accepting after the process ran out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// After a turn that had events, how long to keep polling without sleeping before blocking.
@@ -41,42 +35,20 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 
 pub struct EventLoop {
-    /// What this loop counts for /metrics.
-    counts: Arc<Mutex<LoopCounts>>,
-    pub(super) poll: Poll,
+    poll: Poll,
     /// The sockets this loop accepts from; emptied when stopping.
-    pub(super) listeners: Vec<Listening>,
-    pub(super) pool: Pool,
+    listeners: Vec<Listening>,
+    conns: Slab<Conn>,
+    /// What connections share of the loop.
+    cx: Ctx,
     /// The routes and settings in force, and the generation they belong to.
     live: Arc<Live>,
-    pub(super) generation: u64,
-    pub(super) app: Arc<App>,
-    pub(super) limits: Limits,
-    pub(super) timeouts: Timeouts,
-    /// Bytes per second a response must average over each send-timeout window (0: no check).
-    min_send_rate: u64,
-    pub(super) control: Arc<Control>,
-    /// Most request-body bytes held in memory across the server.
-    pub(super) max_body_memory: usize,
-    /// Connections (key, id) waiting for room in the body budget.
-    pub(super) awaiting_budget: Vec<(usize, u64)>,
-    /// Body bytes given back since the allocator was last trimmed.
-    pub(super) body_released: usize,
-    pub(super) log: AccessLog,
-    pub(super) conns: Slab<Conn>,
-    pub(super) cache: FileCache,
-    /// Connections that yielded with more to send, served again after the next poll.
-    pub(super) ready: VecDeque<usize>,
-    pub(super) date: DateCache,
-    /// Where reads land before what arrived is copied to its connection.
-    pub(super) scratch: Vec<u8>,
-    /// The time, read once per turn of the loop.
-    pub(super) now: Instant,
-    pub(super) next_id: u64,
+    next_id: u64,
     last_sweep: Instant,
-    pub(super) accept_paused: bool,
+    /// Accepting failed for want of descriptors: retry shortly.
+    accept_paused: bool,
     /// The last turn stopped accepting before a queue was empty.
-    pub(super) accept_more: bool,
+    accept_more: bool,
     /// Set when stopping: connections still open then are closed.
     stop_deadline: Option<Instant>,
 }
@@ -90,35 +62,17 @@ impl EventLoop {
         control: Arc<Control>,
         log: AccessLog,
     ) -> EventLoop {
-        let now = Instant::now();
         let snapshot = live.snapshot();
-        let settings = &snapshot.server;
         let counts = metrics::registry().add_loop();
-        route_labels(&counts, &snapshot.app);
+        let cx = Ctx::new(&snapshot, live.generation(), pool, control, log, counts);
         EventLoop {
             poll,
             listeners,
-            pool,
-            generation: live.generation(),
-            live: Arc::clone(&live),
-            app: Arc::clone(&snapshot.app),
-            limits: settings.limits,
-            timeouts: settings.timeouts,
-            min_send_rate: settings.min_send_rate,
-            control,
-            max_body_memory: settings.max_body_memory,
-            awaiting_budget: Vec::new(),
-            body_released: 0,
-            log,
-            counts,
             conns: Slab::new(),
-            cache: FileCache::default(),
-            ready: VecDeque::new(),
-            date: DateCache::default(),
-            scratch: vec![0; READ_SCRATCH_BYTES],
-            now,
+            last_sweep: cx.now,
+            cx,
+            live,
             next_id: 0,
-            last_sweep: now,
             accept_paused: false,
             accept_more: false,
             stop_deadline: None,
@@ -144,8 +98,8 @@ impl EventLoop {
                 return Err(e);
             }
             active = !events.is_empty();
-            self.now = Instant::now();
-            if self.live.generation() != self.generation {
+            self.cx.now = Instant::now();
+            if self.live.generation() != self.cx.generation {
                 self.switch_snapshot();
             }
             for event in events.iter() {
@@ -155,10 +109,10 @@ impl EventLoop {
                     Token(key) => {
                         if let Some(conn) = self.conns.get_mut(key) {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
-                                conn.readable = true;
+                                conn.t.readable = true;
                             }
                             if event.is_read_closed() || event.is_error() {
-                                conn.hangup = true;
+                                conn.t.hangup = true;
                             }
                             self.drive(key);
                         }
@@ -168,22 +122,22 @@ impl EventLoop {
             if self.accept_more || self.accept_paused {
                 self.accept_all();
             }
-            for _ in 0..self.ready.len() {
-                if let Some(key) = self.ready.pop_front() {
+            for _ in 0..self.cx.ready.len() {
+                if let Some(key) = self.cx.ready.pop_front() {
                     self.drive(key);
                 }
             }
             self.complete();
             self.resume_body_readers();
-            if self.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            if self.cx.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
                 self.sweep();
             }
-            if self.control.stopping() && self.stop_deadline.is_none() {
+            if self.cx.control.stopping() && self.stop_deadline.is_none() {
                 self.begin_stop();
             }
-            self.log.flush();
+            self.cx.log.flush();
             if let Some(deadline) = self.stop_deadline
-                && (self.conns.is_empty() || self.now >= deadline)
+                && (self.conns.is_empty() || self.cx.now >= deadline)
             {
                 let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
                 for key in keys {
@@ -194,31 +148,96 @@ impl EventLoop {
         }
     }
 
-    /// This loop's metrics, to count in.
-    pub(super) fn count(&self) -> std::sync::MutexGuard<'_, LoopCounts> {
-        self.counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Runs connection `key` until it must wait; closes it when it is over.
+    fn drive(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && conn.drive(&mut self.cx) == Next::Close
+        {
+            self.close(key);
+        }
+    }
+
+    /// Hands what workers (and the loop itself, for requests that waited) finished to the
+    /// connections they are for.
+    fn complete(&mut self) {
+        let mut finished: Vec<Done> = std::mem::take(&mut self.cx.delivered);
+        finished.extend(self.cx.pool.finished());
+        while !finished.is_empty() {
+            for done in finished {
+                self.deliver(done);
+            }
+            // Requests that waited for what just came back may have been answered on the loop.
+            finished = std::mem::take(&mut self.cx.delivered);
+        }
+    }
+
+    fn deliver(&mut self, done: Done) {
+        match done {
+            Done::Answer {
+                ticket,
+                response,
+                cached,
+            } => {
+                exchange::completed(&mut self.cx, &ticket, cached);
+                let origin = ticket.ex.origin;
+                let Some(conn) = self
+                    .conns
+                    .get_mut(origin.key)
+                    .filter(|c| c.t.id == origin.conn)
+                else {
+                    return;
+                };
+                if conn.answered(&ticket.ex, response, &mut self.cx) == Next::Close {
+                    self.close(origin.key);
+                }
+            }
+            Done::Piece {
+                origin,
+                producer,
+                piece,
+            } => {
+                let Some(conn) = self
+                    .conns
+                    .get_mut(origin.key)
+                    .filter(|c| c.t.id == origin.conn)
+                else {
+                    return;
+                };
+                if conn.piece(origin.stream, producer, piece, &mut self.cx) == Next::Close {
+                    self.close(origin.key);
+                }
+            }
+        }
+    }
+
+    /// Drives the connections that waited for room in the body budget, while it has room.
+    fn resume_body_readers(&mut self) {
+        let conns = &self.conns;
+        let keys = self.cx.budget_waiters(|key, id| {
+            conns
+                .get(key)
+                .filter(|c| c.t.id == id)
+                .map(|c| c.t.body_charge)
+        });
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.t.awaiting_budget = false;
+            }
+            // Driving it reads (or notes it as waiting again, if the budget ran out meanwhile).
+            self.drive(key);
+        }
     }
 
     /// Takes up a reloaded routes file: new requests use it; requests already with a worker
-    /// finish on the application they started with. Cached files of the old table are dropped.
+    /// finish on the application they started with, and so do those that waited for one.
     fn switch_snapshot(&mut self) {
-        self.generation = self.live.generation();
-        let snapshot = self.live.snapshot();
-        self.app = Arc::clone(&snapshot.app);
-        route_labels(&self.counts, &self.app);
-        self.limits = snapshot.server.limits;
-        self.timeouts = snapshot.server.timeouts;
-        self.min_send_rate = snapshot.server.min_send_rate;
-        self.max_body_memory = snapshot.server.max_body_memory;
-        // What was kept came from the old table. Connections waiting for an answer being made
-        // under it get answers of their own, from the new one.
-        let parked = self.cache.take_parked();
-        self.cache = FileCache::default();
-        for (key, id) in parked {
-            self.resume(key, id, None);
+        // Requests that waited for another's answer are run now, on the table they were
+        // routed with.
+        for waiter in self.cx.cache.take_parked() {
+            exchange::resume(&mut self.cx, waiter, None);
         }
+        let snapshot = self.live.snapshot();
+        self.cx.switch(&snapshot, self.live.generation());
     }
 
     /// Waits for events: when `active`, first polls without sleeping for `SPIN_BEFORE_SLEEP`.
@@ -241,7 +260,7 @@ impl EventLoop {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if !self.ready.is_empty() || self.accept_more {
+        if !self.cx.ready.is_empty() || self.accept_more {
             Duration::ZERO
         } else if self.accept_paused {
             ACCEPT_RETRY
@@ -250,113 +269,142 @@ impl EventLoop {
         }
     }
 
-    /// Removes a connection; closing its socket takes it out of epoll.
-    pub(super) fn close(&mut self, key: usize) {
-        self.release_body(key);
-        if let Some(mut conn) = self.conns.try_remove(key) {
-            conn.finish();
-            self.control.release();
+    /// Accepts from every listening socket, a bounded number each.
+    fn accept_all(&mut self) {
+        self.accept_paused = false;
+        self.accept_more = false;
+        for index in 0..self.listeners.len() {
+            self.accept(index);
         }
     }
 
-    /// Stops accepting, closes idle connections; the rest close after their response.
+    fn accept(&mut self, index: usize) {
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(listening) = self.listeners.get(index) else {
+                return;
+            };
+            let (tls, role) = (listening.tls.clone(), listening.role);
+            match listening.listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, peer, tls, role),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // Out of descriptors or memory: try again shortly rather than spin.
+                    crate::report!("tws: warning: cannot accept a connection: {e}");
+                    self.accept_paused = true;
+                    return;
+                }
+            }
+        }
+        // A flood of new connections must not starve the open ones: accept the rest next turn.
+        self.accept_more = true;
+    }
+
+    fn admit(
+        &mut self,
+        sock: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        role: super::transport::Role,
+    ) {
+        if !self.cx.control.admit() {
+            if tls.is_none() {
+                let sent = accept::refuse(sock, self.cx.date.now());
+                self.cx.log.record(peer, None, 503, sent, None);
+                self.cx.count().refused();
+            }
+            return;
+        }
+        let tls = match tls.as_ref().map(accept::tls_session) {
+            None => None,
+            Some(Ok(tls)) => Some(tls),
+            Some(Err(e)) => {
+                crate::report!("tws: error: cannot start a TLS connection: {e}");
+                self.cx.control.release();
+                return;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        // A new connection has the header timeout to send its first request (and, on TLS,
+        // to finish its handshake).
+        let now = self.cx.now;
+        let deadline = now + self.cx.settings.timeouts.header;
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let t = Transport::new(key, id, sock, peer, tls, role, now);
+        entry.insert(Conn::new(t, deadline, now));
+        // The request (or ClientHello) usually arrives with the handshake: answer it before
+        // registering with epoll, so that a connection answered and closed at once costs no
+        // registration, and the client's later packets to it wake nobody. Registering a ready
+        // socket reports it at once, so nothing that arrived meanwhile is missed.
+        self.drive(key);
+        if let Some(conn) = self.conns.get_mut(key).filter(|c| c.t.id == id) {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(conn.t.sock_mut(), Token(key), interest)
+                .is_err()
+            {
+                self.close(key);
+            }
+        }
+    }
+
+    /// Removes a connection; closing its socket takes it out of epoll.
+    fn close(&mut self, key: usize) {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            self.cx.release_body(&mut conn.t);
+            conn.t.finish();
+            self.cx.control.release();
+        }
+    }
+
+    /// Stops accepting, closes idle connections; the rest close after their answers.
     fn begin_stop(&mut self) {
         for mut listening in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut listening.listener);
         }
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, State::Idle) && c.input.is_empty())
-            .map(|(k, _)| k)
-            .collect();
+        self.cx.stopping = true;
+        let mut idle = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            if conn.stop(&mut self.cx) {
+                idle.push(key);
+            }
+        }
         for key in idle {
             self.close(key);
         }
-        // HTTP/2 connections say GOAWAY and finish their streams.
-        let h2: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, State::H2(_)))
-            .map(|(k, _)| k)
-            .collect();
-        self.ready.extend(h2);
-        self.stop_deadline = Some(self.now + self.timeouts.shutdown_grace);
+        self.stop_deadline = Some(self.cx.now + self.cx.settings.timeouts.shutdown_grace);
     }
 
-    /// True once the server is stopping: responses then close their connection.
-    pub(super) fn stopping(&self) -> bool {
-        self.stop_deadline.is_some()
-    }
-
-    /// Times out stalled connections, cuts off responses read too slowly, and frees the
+    /// Times out stalled connections, cuts off answers read too slowly, and frees the
     /// buffers of idle connections.
     fn sweep(&mut self) {
-        let now = self.now;
+        let now = self.cx.now;
         self.last_sweep = now;
-        self.trim_after_bodies();
-        let window = self.timeouts.send;
+        self.cx.trim_after_bodies();
         let mut expired = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
-            let late = match conn.state {
-                State::Busy { .. } | State::Parked { .. } => false,
-                State::Sending => {
-                    // No progress at all, or too little over the last window.
-                    let stalled = now.duration_since(conn.last_active) >= window;
-                    let slow = now.duration_since(conn.window_start) >= window && {
-                        let sent = conn.sent - conn.window_sent;
-                        let needed = self.min_send_rate as f64 * window.as_secs_f64();
-                        (sent as f64) < needed
-                    };
-                    if !slow && now.duration_since(conn.window_start) >= window {
-                        conn.window_start = now;
-                        conn.window_sent = conn.sent;
-                    }
-                    stalled || slow
-                }
-                _ => conn.deadline <= now,
-            };
-            if late {
-                expired.push(key);
-            } else if matches!(conn.state, State::Idle)
-                && now.duration_since(conn.last_active) >= SWEEP_EVERY
-            {
-                conn.release_buffers();
+            if let Some(kind) = conn.overdue(&self.cx) {
+                expired.push((key, kind));
+            } else if conn.idle() && now.duration_since(conn.t.last_active) >= SWEEP_EVERY {
+                conn.t.release_buffers();
             }
         }
-        for key in expired {
-            let kind = match self.conns[key].state {
-                State::Head => Timeout::Header,
-                State::Body(_) => Timeout::Body,
-                State::Sending => Timeout::Send,
-                State::H2(_) if !self.h2_idle(key) => Timeout::Send,
-                _ => Timeout::Idle,
-            };
-            self.count().timeout(kind);
-            match self.conns[key].state {
-                State::H2(_) => self.h2_expire(key),
-                State::Head | State::Body(_) => {
-                    let response = self.app.error(HttpError::RequestTimeout, ErrorFormat::Text);
-                    self.respond(key, None, response, false);
-                    self.drive(key);
-                }
-                State::Sending => {
-                    // Too slow a reader: reset rather than leave the kernel holding (and
-                    // trickling out) what it buffered for it.
-                    let _ = socket2::SockRef::from(&self.conns[key].sock)
-                        .set_linger(Some(Duration::ZERO));
-                    self.close(key);
-                }
-                _ => self.close(key),
+        for (key, kind) in expired {
+            self.cx.count().timeout(kind);
+            if let Some(conn) = self.conns.get_mut(key)
+                && conn.expire(kind, &mut self.cx) == Next::Close
+            {
+                self.close(key);
             }
         }
     }
-}
-
-/// Names the routes of a table in a loop's metrics.
-fn route_labels(counts: &Mutex<LoopCounts>, app: &App) {
-    counts
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .routes(app.routes().iter().map(|r| r.path.clone()));
 }

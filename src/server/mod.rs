@@ -1,18 +1,25 @@
 //! Sockets and threads: binding the listener, one readiness loop per CPU that owns the
 //! connections it accepts, the worker pool the loops share for blocking work, and the signals
-//! that stop it all gracefully.
+//! that stop it all gracefully. A request's path through it: `transport` (socket, TLS,
+//! buffers) → `h1` or `h2` (bytes or frames to the request model) → `exchange` (route,
+//! caches, workers, site rules, log, metrics) → the protocol again → `transport`.
 
 mod accept;
 mod budget;
 mod cache;
 mod conn;
+mod context;
+mod control;
 mod event_loop;
-mod finished;
-mod h2;
+mod exchange;
+mod h1;
+pub mod h2;
 mod output;
 mod pool;
-mod steps;
+mod proto;
 mod tcp;
+mod ticket;
+mod transport;
 mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -32,51 +39,16 @@ use crate::log::AccessLog;
 use crate::log::sink::Sink;
 use crate::reload::{Live, Reloader};
 use accept::Listening;
-use conn::Role;
+use control::Control;
 use event_loop::{EventLoop, WAKER};
 use pool::Pool;
+use transport::Role;
 
 /// Pending connections the kernel queues per listener before refusing more.
 const BACKLOG: i32 = 1024;
 /// Descriptors kept free for the process itself: stdio, the poll instances, the store, files
 /// workers open while answering.
 const RESERVED_FDS: usize = 128;
-
-/// What the event loops share.
-pub struct Control {
-    /// The cap; a reload may change it.
-    max_connections: AtomicUsize,
-    /// Set by the first SIGTERM or SIGINT.
-    signalled: AtomicBool,
-    /// Set once the loops are to stop accepting (after the drain, if any).
-    stopping: AtomicBool,
-    /// Request-body bytes buffered across all loops (see `budget`).
-    body_held: AtomicUsize,
-}
-
-impl Control {
-    /// Counts a new connection, unless the cap is reached.
-    fn admit(&self) -> bool {
-        let max = self.max_connections.load(Ordering::Relaxed);
-        let open = &crate::metrics::registry().open_connections;
-        if open.fetch_add(1, Ordering::AcqRel) < max {
-            true
-        } else {
-            open.fetch_sub(1, Ordering::AcqRel);
-            false
-        }
-    }
-
-    fn release(&self) {
-        crate::metrics::registry()
-            .open_connections
-            .fetch_sub(1, Ordering::AcqRel);
-    }
-
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-}
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -347,12 +319,12 @@ fn bind_configured(host: &str, port: u16) -> Result<std::net::TcpListener> {
         .map_err(|e| {
             anyhow!(
                 "cannot listen on {shown}: cannot resolve host: {}",
-                crate::io_reason(&e)
+                crate::log::io_reason(&e)
             )
         })?
         .next()
         .ok_or_else(|| anyhow!("cannot listen on {shown}: host has no address"))?;
-    listen(addr).map_err(|e| anyhow!("cannot listen on {shown}: {}", crate::io_reason(&e)))
+    listen(addr).map_err(|e| anyhow!("cannot listen on {shown}: {}", crate::log::io_reason(&e)))
 }
 
 /// The listening socket systemd passes with socket activation: `LISTEN_PID` names this process

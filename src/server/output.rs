@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 
-use super::wire::Wire;
+use super::wire::{MAX_PIECES, Wire};
 use crate::http::Body;
 use crate::http::response::{Content, Producer};
 
@@ -22,8 +22,6 @@ const SEND_BUDGET: u64 = 1 << 20;
 /// Shared bytes up to this size are copied after the head; larger ones are sent from where
 /// they are shared (a listing page, a cached file), so no connection holds a copy.
 const COPY_SHARED_BYTES: u64 = 16 * 1024;
-/// Most pieces gathered into one send.
-pub const MAX_PIECES: usize = 8;
 
 /// How far a send got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +72,20 @@ impl Output {
     /// True when nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len() && self.queue.is_empty()
+    }
+
+    /// Bytes queued in memory and not yet sent (files and streamed bodies not counted).
+    pub fn queued(&self) -> usize {
+        let segments: usize = self
+            .queue
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes { data, pos } => data.len() - pos,
+                Segment::Shared(bytes) => bytes.len(),
+                Segment::File { .. } | Segment::Stream { .. } => 0,
+            })
+            .sum();
+        self.buf.len() - self.pos + segments
     }
 
     /// Gives back the buffer of an idle connection.

@@ -11,39 +11,38 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use anyhow::{Context, Result};
 use mio::Waker;
 
+use super::ticket::{Origin, Ticket};
 use crate::handlers::{Cacheable, Reply};
 use crate::http::Response;
 use crate::http::response::Producer;
 
-/// Whom a job answers, and under which cache key and routes generation its result may be kept.
-#[derive(Debug, Clone)]
-pub struct Ticket {
-    pub key: usize,
-    pub conn_id: u64,
-    pub cache_key: Option<Box<str>>,
-    pub generation: u64,
-    /// On an HTTP/2 connection, the stream the answer is for.
-    pub stream: Option<usize>,
-}
-
-/// Finished work, addressed to the connection it was for.
-pub struct Done {
-    pub ticket: Ticket,
-    pub outcome: Outcome,
-}
-
-/// What a worker made.
-pub enum Outcome {
+/// Finished work, addressed to the connection (and stream) it was for. (Moved once through a
+/// channel: boxing the answer would cost an allocation per request.)
+#[allow(clippy::large_enum_variant)]
+pub enum Done {
     /// A response, and what it was made from, for the loop's cache.
-    Response {
+    Answer {
+        ticket: Ticket,
         response: Response,
         cached: Option<Cacheable>,
     },
     /// The next piece of a streamed body, with its producer to make the one after.
     Piece {
+        origin: Origin,
         producer: Box<dyn Producer>,
         piece: std::io::Result<Option<Vec<u8>>>,
     },
+}
+
+impl Done {
+    /// A response made with nothing to keep.
+    pub fn answer(ticket: Ticket, response: Response) -> Done {
+        Done::Answer {
+            ticket,
+            response,
+            cached: None,
+        }
+    }
 }
 
 /// Runs a handler so that its panic costs only its request: the `Reply` it dropped answers
@@ -92,16 +91,19 @@ impl Pool {
         }
     }
 
-    /// A `Reply` that comes back as a `Done` with `ticket`, for work that starts on the loop
-    /// itself and finishes on another thread (a write handed to the database's writer).
-    pub fn reply(&self, ticket: Ticket) -> Reply {
+    /// Runs `job` here, on the loop, for work that starts quickly and finishes on another
+    /// thread (a write handed to the database's writer): its `Reply` comes back as a `Done`
+    /// with `ticket`. As on a worker, a panicking job costs its request (a 500), not the loop.
+    pub fn run_here(&self, ticket: Ticket, job: impl FnOnce(Reply)) {
         let notifier = self.notifier.clone();
-        Reply::new(move |response, cached| {
-            notifier.send(Done {
+        let reply = Reply::new(move |response, cached| {
+            notifier.send(Done::Answer {
                 ticket,
-                outcome: Outcome::Response { response, cached },
+                response,
+                cached,
             });
-        })
+        });
+        caught(|| job(reply));
     }
 
     /// Runs a job on a worker; the job answers through its `Reply`, which comes back as a
@@ -111,25 +113,27 @@ impl Pool {
         let notifier = self.notifier.clone();
         self.threads.spawn(move || {
             let reply = Reply::new(move |response, cached| {
-                notifier.send(Done {
+                notifier.send(Done::Answer {
                     ticket,
-                    outcome: Outcome::Response { response, cached },
+                    response,
+                    cached,
                 });
             });
             caught(|| job(reply));
         });
     }
 
-    /// Makes the next piece of a streamed body on a worker; it comes back as a `Done` with
-    /// `Outcome::Piece`.
-    pub fn produce(&self, ticket: Ticket, mut producer: Box<dyn Producer>) {
+    /// Makes the next piece of a streamed body on a worker; it comes back as a `Done::Piece`
+    /// for `origin`.
+    pub fn produce(&self, origin: Origin, mut producer: Box<dyn Producer>) {
         let notifier = self.notifier.clone();
         self.threads.spawn(move || {
             let piece = catch_unwind(AssertUnwindSafe(|| producer.produce()))
                 .unwrap_or_else(|_| Err(std::io::Error::other("a body producer panicked")));
-            notifier.send(Done {
-                ticket,
-                outcome: Outcome::Piece { producer, piece },
+            notifier.send(Done::Piece {
+                origin,
+                producer,
+                piece,
             });
         });
     }
@@ -154,6 +158,7 @@ pub fn workers(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ticket::Exchange;
     use mio::{Events, Poll, Token};
     use std::time::{Duration, Instant};
 
@@ -176,25 +181,31 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
         let pool = Pool::new(workers(1).unwrap(), waker);
-        let ticket = |key, conn_id| Ticket {
-            key,
-            conn_id,
+        let ticket = |key, conn| Ticket {
+            ex: Exchange {
+                origin: Origin {
+                    key,
+                    conn,
+                    stream: 0,
+                },
+                client: "127.0.0.1:1".parse().unwrap(),
+                tls: None,
+                req: None,
+                route: None,
+                generation: 0,
+                started: Instant::now(),
+            },
             cache_key: None,
-            generation: 0,
-            stream: None,
         };
         pool.spawn(ticket(7, 70), |_reply| panic!("a handler bug"));
-        let status = |done: &Done| match &done.outcome {
-            Outcome::Response { response, .. } => response.status,
-            Outcome::Piece { .. } => 0,
+        let answer = |done: Done| match done {
+            Done::Answer {
+                ticket, response, ..
+            } => (ticket.ex.origin.key, ticket.ex.origin.conn, response.status),
+            Done::Piece { .. } => (0, 0, 0),
         };
-        let done = next_done(&mut poll, &pool);
-        assert_eq!(
-            (done.ticket.key, done.ticket.conn_id, status(&done)),
-            (7, 70, 500)
-        );
+        assert_eq!(answer(next_done(&mut poll, &pool)), (7, 70, 500));
         pool.spawn(ticket(8, 80), |reply| reply.send(Response::empty(204)));
-        let done = next_done(&mut poll, &pool);
-        assert_eq!((done.ticket.key, status(&done)), (8, 204));
+        assert_eq!(answer(next_done(&mut poll, &pool)), (8, 80, 204));
     }
 }

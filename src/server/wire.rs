@@ -14,8 +14,8 @@ use std::os::unix::fs::FileExt;
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 
-use super::output::MAX_PIECES;
-
+/// Most pieces gathered into one send.
+pub const MAX_PIECES: usize = 8;
 /// A file chunk read for encryption: one TLS record's worth.
 const FILE_CHUNK: usize = 16 * 1024;
 

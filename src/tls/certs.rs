@@ -36,7 +36,7 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
         anyhow!(
             "cannot read TLS certificate {}: {}",
             path.display(),
-            crate::io_reason(&e)
+            crate::log::io_reason(&e)
         )
     })?;
     let chain = CertificateDer::pem_slice_iter(&text)
@@ -56,7 +56,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
         anyhow!(
             "cannot read TLS key {}: {}",
             path.display(),
-            crate::io_reason(&e)
+            crate::log::io_reason(&e)
         )
     })?;
     PrivateKeyDer::from_pem_slice(&text).map_err(|e| match e {
@@ -94,12 +94,25 @@ pub fn self_signed(host: &str, provider: &CryptoProvider) -> Result<(CertifiedKe
     let cert = params
         .self_signed(&key)
         .map_err(|e| anyhow!("cannot make a self-signed certificate: {e}"))?;
-    let pem = cert.pem();
+    let pem = pem_encode("CERTIFICATE", cert.der());
     let key_der = PrivateKeyDer::try_from(key.serialize_der())
         .map_err(|e| anyhow!("cannot use the generated key: {e}"))?;
     let pair = CertifiedKey::from_der(vec![cert.der().clone()], key_der, provider)
         .map_err(|e| anyhow!("cannot use the generated key: {e}"))?;
     Ok((pair, pem))
+}
+
+/// PEM text (RFC 7468) of one DER object: base64 in lines of 64 between the labels.
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
 }
 
 /// `AB:CD:...`: the SHA-256 fingerprint of a certificate, as browsers show it.
@@ -192,6 +205,17 @@ fn asn1_time(tag: u8, text: &[u8]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pem_text_reads_back_as_the_same_der() {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let der: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        let pem = super::pem_encode("CERTIFICATE", &der);
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        let back = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        assert_eq!(back.as_ref(), &der[..]);
+    }
+
     use super::*;
 
     #[test]

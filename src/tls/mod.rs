@@ -5,7 +5,7 @@
 //! P-256 and X25519 a handshake spends its time in, and built from C with only a C compiler.
 //! The certificate sits behind a resolver, so a renewed pair (SIGHUP, or its files changing)
 //! is swapped in for new handshakes while open connections go on. The bytes of each connection
-//! go through `server::tls_io`.
+//! go through its wire (`server::wire`).
 
 pub mod certs;
 
@@ -22,7 +22,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::config::TlsSettings;
-use crate::reload::FileStamp;
+use crate::stamp::FileStamp;
 
 /// The protocols offered with ALPN, most preferred first. Only what is served is offered.
 pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -80,7 +80,7 @@ impl Tls {
     /// The stamps of the pair's files, to notice a renewal.
     pub fn stamps(&self) -> PairStamps {
         let (cert, key) = self.files.as_ref()?;
-        Some((crate::reload::stamp(cert), crate::reload::stamp(key)))
+        Some((FileStamp::of_path(cert), FileStamp::of_path(key)))
     }
 
     /// Loads the pair again from its files and swaps it in for new handshakes. A bad pair is
@@ -147,7 +147,7 @@ fn write_public(path: &Path, pem: &str) -> Result<()> {
         anyhow!(
             "cannot write the self-signed certificate to {}: {}",
             path.display(),
-            crate::io_reason(&e)
+            crate::log::io_reason(&e)
         )
     })
 }
@@ -203,14 +203,11 @@ impl CertStore {
 
     fn replace(&self, pair: Arc<CertifiedKey>) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = pair;
-        self.matched
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        crate::sync::lock(&self.matched).clear();
     }
 
     fn check_sni(&self, pair: &CertifiedKey, sni: &str) {
-        let mut matched = self.matched.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut matched = crate::sync::lock(&self.matched);
         if *matched == sni {
             return;
         }

@@ -1,5 +1,6 @@
 //! A raw HTTP/2 client for the attack tests: frames built by hand (HPACK literals and static
-//! indexes, no Huffman coding), written as given, and frames read back one at a time.
+//! indexes, no Huffman coding), written as given, and frames read back one at a time (the
+//! header blocks of HEADERS frames decoded, with the connection's HPACK table).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -25,13 +26,14 @@ pub const FLOW_CONTROL_ERROR: u32 = 0x3;
 pub const COMPRESSION_ERROR: u32 = 0x9;
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
-/// One frame: its type, flags, stream and payload.
+/// One frame: its type, flags, stream and payload (and a HEADERS frame's decoded fields).
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub kind: u8,
     pub flags: u8,
     pub stream: u32,
     pub payload: Vec<u8>,
+    pub fields: Vec<(String, String)>,
 }
 
 impl Frame {
@@ -47,24 +49,17 @@ impl Frame {
             .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
     }
 
-    /// A HEADERS frame's `:status`, when HPACK gives it as a static index (8 = 200 ... 14 = 500).
+    /// A HEADERS frame's `:status`.
     pub fn status(&self) -> Option<u16> {
-        const STATIC: [(u8, u16); 7] = [
-            (0x88, 200),
-            (0x89, 204),
-            (0x8a, 206),
-            (0x8b, 304),
-            (0x8c, 400),
-            (0x8d, 404),
-            (0x8e, 500),
-        ];
-        let first = *self.payload.first()?;
-        if let Some((_, status)) = STATIC.iter().find(|(b, _)| *b == first) {
-            return Some(*status);
-        }
-        // `:status` literal with its name indexed (8, indexed or not): 3 digits follow.
-        let text = self.payload.get(2..5)?;
-        std::str::from_utf8(text).ok()?.parse().ok()
+        self.field(":status")?.parse().ok()
+    }
+
+    /// A HEADERS frame's field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -138,6 +133,7 @@ pub fn request_block(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<u8
 pub struct Raw {
     pub sock: TcpStream,
     buf: Vec<u8>,
+    decoder: tws::server::h2::hpack::Decoder,
 }
 
 impl Raw {
@@ -150,6 +146,7 @@ impl Raw {
         let mut raw = Raw {
             sock,
             buf: Vec::new(),
+            decoder: tws::server::h2::hpack::Decoder::new(4096),
         };
         let mut start = PREFACE.to_vec();
         start.extend(frame(SETTINGS, 0, 0, &[]));
@@ -173,12 +170,25 @@ impl Raw {
                     | usize::from(self.buf[2]);
                 if self.buf.len() >= 9 + len {
                     let head: Vec<u8> = self.buf.drain(..9 + len).collect();
-                    return Ok(Some(Frame {
+                    let mut frame = Frame {
                         kind: head[3],
                         flags: head[4],
                         stream: u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff,
                         payload: head[9..].to_vec(),
-                    }));
+                        fields: Vec::new(),
+                    };
+                    if frame.kind == HEADERS {
+                        let fields = &mut frame.fields;
+                        let decoded = self.decoder.decode(&frame.payload, 1 << 20, |n, v| {
+                            fields.push((
+                                String::from_utf8_lossy(n).into_owned(),
+                                String::from_utf8_lossy(v).into_owned(),
+                            ));
+                            Ok::<(), ()>(())
+                        });
+                        assert!(matches!(decoded, Ok(Ok(()))), "a bad header block");
+                    }
+                    return Ok(Some(frame));
                 }
             }
             let mut chunk = [0u8; 16384];

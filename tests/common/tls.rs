@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tws::tls::certs::pem_encode;
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{
@@ -47,8 +48,8 @@ pub fn test_cert_valid(
         key: dir.join(format!("{name}.key")),
         der: cert.der().clone(),
     };
-    std::fs::write(&paths.cert, cert.pem()).unwrap();
-    std::fs::write(&paths.key, key.serialize_pem()).unwrap();
+    std::fs::write(&paths.cert, pem_encode("CERTIFICATE", cert.der())).unwrap();
+    std::fs::write(&paths.key, pem_encode("PRIVATE KEY", &key.serialize_der())).unwrap();
     paths
 }
 

@@ -9,7 +9,9 @@ mod pool;
 mod sql;
 
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::sync::lock;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,10 +50,6 @@ pub struct PgStore {
     shown: String,
     counters: Arc<Counters>,
     health: Mutex<Option<(Instant, Result<(), String>)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PgStore {

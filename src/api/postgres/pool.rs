@@ -3,8 +3,10 @@
 //! restarts no request is sent on a connection that died while idle.
 
 use std::collections::HashMap;
+
+use crate::sync::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls, Statement};
@@ -62,10 +64,6 @@ pub(super) struct Pool {
 
 /// Idle longer than this, a connection is checked before use.
 const STALE: Duration = Duration::from_secs(30);
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A lent connection, given back when dropped (unless broken).
 pub(super) struct Lent<'p> {

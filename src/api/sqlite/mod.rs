@@ -9,8 +9,10 @@ mod read;
 mod writer;
 
 use std::path::{Path, PathBuf};
+
+use crate::sync::lock;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -49,10 +51,6 @@ pub struct SqliteStore {
     /// Held (locked) while the store is open: one server per data folder, since the cache
     /// trusts that no one else writes.
     _lock: std::fs::File,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A table's name for a collection (collection names are checked at load: `[a-z][a-z0-9_]*`).

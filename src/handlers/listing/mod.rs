@@ -10,7 +10,7 @@ pub mod scan;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use crate::http::encoding::{Choice, Coding};
 use crate::http::response::{APPLICATION_JSON, Body, Response, TEXT_HTML};
 use crate::http::{HttpError, Request};
 use crate::path::Exposure;
+use crate::sync::lock;
 use render::PageSpan;
 use scan::Scan;
 
@@ -345,10 +346,6 @@ type Slot = Arc<Mutex<Option<Arc<Listing>>>>;
 #[derive(Debug, Default)]
 pub struct Listings {
     slots: Mutex<HashMap<Key, Slot>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Listings {

@@ -1,391 +1,289 @@
-//! HTTP/2 connections in the event loop. A connection becomes HTTP/2 when TLS negotiated `h2`
-//! with ALPN, or when a cleartext connection opens with the HTTP/2 preface (prior knowledge).
-//! From then on `session` runs the protocol (the `h2` crate over an in-memory transport) and
-//! this module feeds it: what the wire delivers goes in, what it writes goes out, and each
-//! request it decodes goes through the same request model, routing, handlers and response
-//! fields as HTTP/1.1 (its head is checked by the HTTP/1.1 parser with the same limits). An
-//! idle HTTP/2 connection is a table entry, like an idle HTTP/1.1 one.
+//! HTTP/2 (RFC 9113) on one connection, framed by tws itself: a connection becomes HTTP/2 when
+//! TLS negotiated `h2` with ALPN, or when a cleartext connection opens with the preface (prior
+//! knowledge). `recv` reads frames (HPACK-decoding request heads into the shared request
+//! model, bounding everything a peer controls), `send` writes answers (HPACK-encoded heads,
+//! then DATA as both flow-control windows and the socket allow), and this module drives the
+//! two: read while the output is not backed up, hand complete requests to the shared
+//! exchange, produce DATA, write, and come back on readability, writability, a window update
+//! or an answer. An idle HTTP/2 connection is a table entry, like an idle HTTP/1.1 one.
 
-mod session;
-mod transport;
+pub mod frame;
+mod head;
+pub mod hpack;
+mod recv;
+mod send;
+mod stream;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Instant;
 
-use super::cache::Lookup;
-use super::conn::{ReadOutcome, State};
-use super::event_loop::EventLoop;
-use super::pool::Ticket;
-use crate::handlers::{Dispatch, Routed};
-use crate::http::request::{Framing, Limits, Parse, parse_head};
-use crate::http::response::{ErrorFormat, HeadContext, Response, head_fields};
-use crate::http::{HttpError, Request, Version};
-use session::{Incoming, Received, Session};
+use super::context::Ctx;
+use super::exchange::Exchange;
+use super::proto::Step;
+use super::transport::{ReadOutcome, Transport};
+use crate::http::Response;
+use crate::http::response::Producer;
+use crate::metrics::Timeout;
+use frame::Code;
+use stream::{Phase, Stream};
 
-/// What a connection must open with to be HTTP/2 with prior knowledge.
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Input h2 has not read yet, past which the wire is not read (the peer waits).
-const UNREAD_LIMIT: usize = 256 * 1024;
-/// Streams open at once on one connection.
-const MAX_STREAMS: u32 = 100;
+/// Streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+const MAX_STREAMS: usize = 100;
+/// The receive window of each stream, and of the connection.
+const STREAM_WINDOW: i64 = 256 * 1024;
+const CONN_WINDOW: i64 = 1024 * 1024;
+/// Output waiting for the wire past which no more input is read and no more DATA made, so
+/// that a peer that sends much and reads nothing holds a bounded amount of our memory.
+const OUT_HIGH: usize = 256 * 1024;
+/// Input read per turn at most (whole frames of our maximum size fit).
+const READ_CAP: usize = 64 * 1024;
+/// Bytes written to one connection per drive before it yields to the others.
+const TURN_BUDGET: u64 = 1 << 20;
+/// Steps per drive before yielding.
+const STEPS: usize = 16;
 
-/// An HTTP/2 connection: the protocol, and what the loop holds for its streams.
+/// Stream ids are small integers handed out in order: hashing them is a waste.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+}
+
+type Streams = HashMap<u32, Stream, BuildHasherDefault<IdHasher>>;
+
+/// What the peer's SETTINGS allow us.
+struct PeerSettings {
+    max_frame: usize,
+    initial_window: i64,
+}
+
+/// A header block arriving over HEADERS and CONTINUATION frames.
+struct Block {
+    stream: u32,
+    end_stream: bool,
+    bytes: Vec<u8>,
+}
+
 pub struct H2 {
-    session: Session,
-    /// Requests whose body is arriving.
-    bodies: Vec<(usize, Request, Routed)>,
-    /// Requests being answered (by a worker): the request, for the log, and its route.
-    answering: HashMap<usize, (Arc<Request>, usize)>,
+    decoder: hpack::Decoder,
+    encoder: hpack::Encoder,
+    peer: PeerSettings,
+    /// The client preface was read.
+    preface: bool,
+    /// The peer's first SETTINGS was read.
+    settings: bool,
+    streams: Streams,
+    /// The highest stream id the peer opened.
+    last_stream: u32,
+    /// What the peer lets us send on the connection.
+    send_window: i64,
+    /// What we let the peer send on the connection.
+    recv_window: i64,
+    block: Option<Block>,
+    /// Streams with DATA to send, served in turn.
+    sending: VecDeque<u32>,
+    /// Streams whose request is complete, handed to the exchange after the frames read.
+    ready: Vec<u32>,
+    /// GOAWAY was sent (no new streams).
+    goaway: bool,
+    /// The peer sent GOAWAY.
+    peer_goaway: bool,
+    /// Empty DATA frames (without END_STREAM) in a row.
+    empty_frames: u32,
+    /// Streams the peer reset before their answer, and answers sent.
+    peer_resets: u64,
+    answered: u64,
+    /// Request-body bytes held for the connection's streams.
+    held: usize,
+    /// When the connection last made progress (read or wrote).
+    active: Instant,
+    /// When it became HTTP/2.
+    opened: Instant,
+    /// A header block's scratch space, kept between answers.
+    scratch: Vec<u8>,
 }
 
-impl EventLoop {
-    /// Makes connection `key` an HTTP/2 connection; what it received so far is its start.
-    pub(super) fn start_h2(&mut self, key: usize) {
-        let limits = session::Limits {
-            max_concurrent_streams: MAX_STREAMS,
-            max_header_list: self.limits.max_head_bytes as u32,
+impl H2 {
+    /// Makes a connection HTTP/2; what it received so far (the preface, if it came) stays in
+    /// its input. Our SETTINGS go out at once.
+    pub fn start(t: &mut Transport, cx: &mut Ctx) -> H2 {
+        let h2 = H2 {
+            decoder: hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE),
+            encoder: hpack::Encoder::new(),
+            peer: PeerSettings {
+                max_frame: frame::DEFAULT_MAX_FRAME,
+                initial_window: frame::DEFAULT_WINDOW,
+            },
+            preface: false,
+            settings: false,
+            streams: Streams::default(),
+            last_stream: 0,
+            send_window: frame::DEFAULT_WINDOW,
+            recv_window: CONN_WINDOW,
+            block: None,
+            sending: VecDeque::new(),
+            ready: Vec::new(),
+            goaway: false,
+            peer_goaway: false,
+            empty_frames: 0,
+            peer_resets: 0,
+            answered: 0,
+            held: 0,
+            active: cx.now,
+            opened: cx.now,
+            scratch: Vec::new(),
         };
-        let conn = &mut self.conns[key];
-        let session = Session::new(limits, &conn.input);
-        conn.input.clear();
-        conn.deadline = self.now + self.timeouts.header;
-        conn.state = State::H2(Box::new(H2 {
-            session,
-            bodies: Vec::new(),
-            answering: HashMap::new(),
-        }));
+        let max_list = cx.settings.limits.max_head_bytes as u32;
+        frame::write_settings(
+            &mut t.out.buf,
+            &[
+                (frame::MAX_CONCURRENT_STREAMS, MAX_STREAMS as u32),
+                (frame::INITIAL_WINDOW_SIZE, STREAM_WINDOW as u32),
+                (frame::MAX_HEADER_LIST_SIZE, max_list),
+                (frame::ENABLE_PUSH, 0),
+            ],
+        );
+        let grow = (CONN_WINDOW - frame::DEFAULT_WINDOW) as u32;
+        frame::write_window_update(&mut t.out.buf, 0, grow);
+        h2
     }
 
-    /// Runs an HTTP/2 connection until it must wait: reads, lets h2 work, answers new
-    /// requests, writes. False once the connection is over.
-    pub(super) fn step_h2(&mut self, key: usize) -> bool {
-        for _ in 0..16 {
-            let stopping = self.stopping();
+    /// Runs the connection until it must wait: reads, answers, writes.
+    pub fn drive(&mut self, t: &mut Transport, cx: &mut Ctx) -> Step {
+        let sent_before = t.sent();
+        for _ in 0..STEPS {
+            if cx.stopping && !self.goaway {
+                self.go_away(t, Code::NoError);
+            }
             let mut progress = false;
-            let conn = &mut self.conns[key];
-            let State::H2(h2) = &mut conn.state else {
-                return false;
-            };
-            if stopping {
-                h2.session.shut_down();
-            }
-            // Read while h2 keeps up.
-            if h2.session.unread() < UNREAD_LIMIT && conn.readable {
-                match conn.read_some(64 * 1024, &mut self.scratch) {
-                    Ok(ReadOutcome::Data) => {
-                        let State::H2(h2) = &mut conn.state else {
-                            unreachable!("checked above")
-                        };
-                        h2.session.feed(&conn.input);
-                        conn.input.clear();
-                        progress = true;
-                    }
+            if t.out.queued() < OUT_HIGH && t.readable {
+                match t.read_some(READ_CAP, &mut cx.scratch) {
+                    Ok(ReadOutcome::Data) => progress = true,
                     Ok(ReadOutcome::WouldBlock) => {}
-                    Ok(ReadOutcome::Eof | ReadOutcome::NotTls) | Err(_) => {
-                        let State::H2(h2) = &mut conn.state else {
-                            unreachable!("checked above")
-                        };
-                        h2.session.peer_closed();
-                    }
+                    Ok(ReadOutcome::Eof | ReadOutcome::NotTls) | Err(_) => return Step::Close,
                 }
             }
-            let State::H2(h2) = &mut conn.state else {
-                unreachable!("checked above")
-            };
-            let incoming = match h2.session.poll() {
-                Ok(incoming) => incoming,
-                Err(()) => {
-                    h2.session.take_output(&mut conn.out.buf);
-                    let _ = conn.flush(self.now);
-                    return false;
+            match self.receive(t, cx) {
+                Ok(read) => progress |= read,
+                Err(code) => {
+                    self.go_away(t, code);
+                    let _ = t.flush(cx.now);
+                    return Step::Close;
                 }
+            }
+            progress |= self.dispatch(t, cx);
+            progress |= self.produce(t, cx);
+            let before = t.sent();
+            let blocked = match t.flush(cx.now) {
+                Err(_) => return Step::Close,
+                Ok(flushed) => flushed == super::output::Flushed::Blocked,
             };
-            progress |= !incoming.is_empty();
-            for request in incoming {
-                self.h2_request(key, request);
+            // What went out makes room: more may be read and made.
+            progress |= t.sent() > before;
+            if progress {
+                self.active = cx.now;
             }
-            progress |= self.h2_bodies(key);
-            let conn = &mut self.conns[key];
-            let State::H2(h2) = &mut conn.state else {
-                return false;
-            };
-            // What the wire has not taken stays with h2, which then waits: memory stays bounded
-            // when a peer sends much and reads nothing.
-            let before = conn.out.buf.len();
-            if before < UNREAD_LIMIT {
-                h2.session.take_output(&mut conn.out.buf);
+            if self.over(t) {
+                return Step::Close;
             }
-            progress |= conn.out.buf.len() > before;
-            let busy = h2.session.busy() || !h2.answering.is_empty();
-            if h2.session.is_closed() || (stopping && !busy && conn.flushed()) {
-                let _ = conn.flush(self.now);
-                return false;
+            if blocked || !progress {
+                return Step::Wait;
             }
-            // Answers queued this turn reach h2's output at the next poll: write once the
-            // connection has nothing more to do (or much is waiting), so that a batch of
-            // requests costs one write, not two.
-            if (!progress || conn.out.buf.len() >= UNREAD_LIMIT) && conn.flush(self.now).is_err() {
-                return false;
-            }
-            conn.deadline = if busy {
-                conn.last_active + self.timeouts.send
-            } else {
-                conn.last_active + self.timeouts.idle
-            };
-            if !progress {
-                return true;
+            if t.sent() - sent_before >= TURN_BUDGET {
+                break;
             }
         }
-        // Out of turns with work left: write what is ready; the connection comes back.
-        self.conns[key].flush(self.now).is_ok()
+        // More to do than one turn allows: come back after the others had theirs.
+        cx.ready.push_back(t.key);
+        Step::Wait
     }
 
-    /// A request h2 decoded: checked and routed as an HTTP/1.1 one would be.
-    fn h2_request(&mut self, key: usize, incoming: Incoming) {
-        let Incoming {
-            stream,
-            head,
-            ended,
-        } = incoming;
-        let req = match request_of(&head, &self.limits) {
-            Ok(req) => req,
-            Err(e) => {
-                let response = self.app.error(e, ErrorFormat::Text);
-                return self.h2_send(key, stream, None, response, None);
-            }
-        };
-        let peer = self.conns[key].peer.ip();
-        match self.app.route(&req, peer) {
-            Dispatch::Answer(response, route) => {
-                self.h2_send(key, stream, Some(&req), response, route)
-            }
-            Dispatch::Run(routed) if ended => self.h2_run(key, stream, req, routed, Vec::new()),
-            Dispatch::Run(routed) => {
-                if let State::H2(h2) = &mut self.conns[key].state {
-                    h2.bodies.push((stream, req, routed));
-                }
-            }
+    /// True once the connection has nothing more to do: after GOAWAY (ours or the peer's),
+    /// every stream finished and the output written.
+    fn over(&mut self, t: &mut Transport) -> bool {
+        (self.goaway || self.peer_goaway) && self.streams.is_empty() && t.flushed()
+    }
+
+    /// Says GOAWAY once: no new streams; those open finish.
+    fn go_away(&mut self, t: &mut Transport, code: Code) {
+        if !self.goaway {
+            self.goaway = true;
+            frame::write_goaway(&mut t.out.buf, self.last_stream, code);
         }
     }
 
-    /// Takes what arrived of request bodies; runs the requests whose body is complete.
-    fn h2_bodies(&mut self, key: usize) -> bool {
-        let held = self.control.body_held.load(Ordering::Relaxed);
-        let room = held < self.max_body_memory;
-        let limit = self.limits.max_body_bytes;
-        let State::H2(h2) = &mut self.conns[key].state else {
-            return false;
-        };
-        if h2.bodies.is_empty() {
-            return false;
-        }
-        let mut done = Vec::new();
-        for (i, (stream, _, _)) in h2.bodies.iter().enumerate() {
-            match h2.session.receive(*stream, limit, room) {
-                Received::Partial => {}
-                Received::Complete(body) => done.push((i, Some(Ok(body)))),
-                Received::TooLarge => done.push((i, Some(Err(HttpError::PayloadTooLarge)))),
-                Received::Gone => done.push((i, None)),
-            }
-        }
-        let held = h2.session.held();
-        self.charge_h2(key, held);
-        let finished = !done.is_empty();
-        for (i, outcome) in done.into_iter().rev() {
-            let State::H2(h2) = &mut self.conns[key].state else {
-                return true;
-            };
-            let (stream, req, routed) = h2.bodies.swap_remove(i);
-            match outcome {
-                Some(Ok(body)) => self.h2_run(key, stream, req, routed, body),
-                Some(Err(e)) => {
-                    let response = self.app.error_response(&routed, e);
-                    self.h2_send(key, stream, Some(&req), response, Some(routed.index()));
-                }
-                None => {}
-            }
-        }
-        finished
-    }
-
-    /// Charges the connection's body buffers to the server's budget.
-    fn charge_h2(&mut self, key: usize, holds: usize) {
-        let conn = &mut self.conns[key];
-        let before = std::mem::replace(&mut conn.body_charge, holds);
-        if holds > before {
-            self.control
-                .body_held
-                .fetch_add(holds - before, Ordering::Relaxed);
-        } else {
-            self.control
-                .body_held
-                .fetch_sub(before - holds, Ordering::Relaxed);
-        }
-    }
-
-    /// Answers a routed request: from the loop's caches when they hold the answer, else on
-    /// a worker.
-    fn h2_run(&mut self, key: usize, stream: usize, req: Request, routed: Routed, body: Vec<u8>) {
-        if let Some(response) = self.app.answer_now(&req, &routed) {
-            return self.h2_send(key, stream, Some(&req), response, Some(routed.index()));
-        }
-        // Files and listings: from the loop's cache, as on HTTP/1.1; a miss is kept once a
-        // worker made it.
-        let mut cache_key = None;
-        if self.app.serves_files(&routed)
-            && req.framing == Framing::None
-            && !routed.needs_verification()
+    /// The answer made elsewhere for one of the connection's streams (dropped if the peer
+    /// reset it meanwhile).
+    pub fn answered(&mut self, t: &mut Transport, cx: &mut Ctx, ex: &Exchange, response: Response) {
+        let id = ex.origin.stream;
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|s| matches!(s.phase, Phase::Answering))
         {
-            match self.cache.lookup(routed.cache_key(), self.now) {
-                Lookup::Hit(source) => {
-                    if let Some(result) = source.try_respond(&req) {
-                        let response =
-                            result.unwrap_or_else(|e| self.app.error_response(&routed, e));
-                        let route = Some(routed.index());
-                        return self.h2_send(key, stream, Some(&req), response, route);
-                    }
-                }
-                Lookup::Miss => {
-                    self.cache.begin(routed.cache_key());
-                    cache_key = Some(routed.cache_key().into());
-                }
-                Lookup::Pending => {}
-            }
-        }
-        let req = Arc::new(req);
-        let conn = &mut self.conns[key];
-        let State::H2(h2) = &mut conn.state else {
-            return;
-        };
-        h2.answering
-            .insert(stream, (Arc::clone(&req), routed.index()));
-        let ticket = self.ticket(key, cache_key, Some(stream));
-        self.handle(ticket, req, routed, body);
-    }
-
-    /// A worker's answer to an HTTP/2 stream.
-    pub(super) fn h2_answered(&mut self, ticket: &Ticket, stream: usize, response: Response) {
-        let Some(conn) = self.conns.get_mut(ticket.key) else {
-            return;
-        };
-        if conn.id != ticket.conn_id {
-            return;
-        }
-        let State::H2(h2) = &mut conn.state else {
-            return;
-        };
-        let Some((req, route)) = h2.answering.remove(&stream) else {
-            return;
-        };
-        // A stream the peer reset meanwhile wants no answer.
-        if !h2.session.reset(stream) {
-            let route = (ticket.generation == self.generation).then_some(route);
-            self.h2_send(ticket.key, stream, Some(&req), response, route);
-        }
-        if !self.step_h2(ticket.key) {
-            self.close(ticket.key);
+            self.respond(t, cx, id, ex, ex.req.as_deref(), response);
         }
     }
 
-    /// Sends a response on a stream: decorated, logged and counted as on HTTP/1.1, with the
-    /// same header fields.
-    fn h2_send(
-        &mut self,
-        key: usize,
-        stream: usize,
-        req: Option<&Request>,
-        mut response: Response,
-        route: Option<usize>,
-    ) {
-        self.app.decorate(route, req, &mut response);
-        let head_only = req.is_some_and(Request::is_head);
-        let ctx = HeadContext {
-            date: self.date.now(),
-            keep_alive: true,
-            request_version: Version::Http2,
-        };
-        let mut fields = http::HeaderMap::with_capacity(16);
-        head_fields(&response, &ctx, |name, value| {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(name.as_bytes()),
-                http::HeaderValue::from_str(value),
-            ) {
-                fields.append(name, value);
-            }
-        });
-        let mut head = http::Response::new(());
-        *head.status_mut() =
-            http::StatusCode::from_u16(response.status).unwrap_or(http::StatusCode::OK);
-        *head.headers_mut() = fields;
-        let sent = if head_only { 0 } else { response.body.len() };
-        let conn = &mut self.conns[key];
-        self.log
-            .record(conn.peer, req, response.status, sent, conn.tls_version());
-        let took = self.now.saturating_duration_since(conn.started);
-        self.count().response(route, response.status, sent, took);
-        let State::H2(h2) = &mut self.conns[key].state else {
-            return;
-        };
-        h2.session.respond(stream, head, response.body, head_only);
+    /// The next piece of a streamed body for `stream`.
+    pub fn piece(&mut self, id: u32, producer: Box<dyn Producer>, piece: Option<Vec<u8>>) {
+        if let Some(stream) = self.streams.get_mut(&id)
+            && let Phase::Sending(body) = &mut stream.phase
+        {
+            body.put_piece(producer, piece);
+            self.queue(id);
+        }
     }
 
-    /// Closes an HTTP/2 connection that timed out: GOAWAY first, as far as the wire takes it.
-    pub(super) fn h2_expire(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        if let State::H2(h2) = &mut conn.state {
-            h2.session.shut_down();
-            let _ = h2.session.poll();
-            h2.session.take_output(&mut conn.out.buf);
-            let _ = conn.flush(self.now);
-        }
-        self.close(key);
+    /// True when no stream is open.
+    pub fn idle(&self) -> bool {
+        self.streams.is_empty()
     }
 
-    /// True when connection `key` is HTTP/2 and has nothing in flight.
-    pub(super) fn h2_idle(&self, key: usize) -> bool {
-        matches!(&self.conns[key].state, State::H2(h2) if !h2.session.busy() && h2.answering.is_empty())
+    /// The timeout the connection ran into, if any: a stalled or too slow reader of what is
+    /// to be sent, a request body that stopped coming, an idle connection, or one that never
+    /// finished its preface.
+    pub fn overdue(&mut self, t: &mut Transport, cx: &Ctx) -> Option<Timeout> {
+        let now = cx.now;
+        let timeouts = &cx.settings.timeouts;
+        if !self.settings {
+            return (now >= self.opened + timeouts.header).then_some(Timeout::Header);
+        }
+        let sending = self
+            .streams
+            .values()
+            .any(|s| matches!(s.phase, Phase::Sending(_)));
+        if sending || !t.flushed() {
+            return t
+                .send_stalled(now, timeouts.send, cx.settings.min_send_rate)
+                .then_some(Timeout::Send);
+        }
+        if self.streams.is_empty() {
+            return (now >= self.active + timeouts.idle).then_some(Timeout::Idle);
+        }
+        let receiving = self
+            .streams
+            .values()
+            .any(|s| matches!(s.phase, Phase::Receiving(_)));
+        (receiving && now >= self.active + timeouts.body).then_some(Timeout::Body)
     }
-}
 
-/// The request model for an HTTP/2 request: its head written as HTTP/1.1 (`:authority` as
-/// Host) and read by the HTTP/1.1 parser, so that both protocols are held to the same limits
-/// and checks; then marked as HTTP/2.
-fn request_of(head: &http::request::Parts, limits: &Limits) -> Result<Request, HttpError> {
-    let mut text = Vec::with_capacity(256);
-    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
-    let target =
-        if head.method == http::Method::OPTIONS && target == "/" && head.uri.path().is_empty() {
-            "*"
-        } else {
-            target
-        };
-    text.extend_from_slice(head.method.as_str().as_bytes());
-    text.push(b' ');
-    text.extend_from_slice(target.as_bytes());
-    text.extend_from_slice(b" HTTP/1.1\r\n");
-    let authority = head.uri.authority().map(|a| a.as_str());
-    if let Some(authority) = authority {
-        text.extend_from_slice(b"host: ");
-        text.extend_from_slice(authority.as_bytes());
-        text.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in &head.headers {
-        if authority.is_some() && name == http::header::HOST {
-            continue;
-        }
-        text.extend_from_slice(name.as_str().as_bytes());
-        text.extend_from_slice(b": ");
-        text.extend_from_slice(value.as_bytes());
-        text.extend_from_slice(b"\r\n");
-    }
-    text.extend_from_slice(b"\r\n");
-    match parse_head(&text, limits)? {
-        Parse::Complete(mut req, _) => {
-            req.version = Version::Http2;
-            req.keep_alive = true;
-            Ok(req)
-        }
-        Parse::Partial => Err(HttpError::BadRequest("malformed request head")),
+    /// Closes a connection that timed out: GOAWAY first, as far as the wire takes it.
+    pub fn expire(&mut self, t: &mut Transport, cx: &mut Ctx) -> Step {
+        self.go_away(t, Code::NoError);
+        let _ = t.flush(cx.now);
+        Step::Close
     }
 }
