@@ -14,7 +14,12 @@ its file (it has no durability guarantee); tws answers once the record is commit
 With `--million`, also tws alone with 1,000,000 users: startup time, idle RSS, p99 of a page of
 100, and the RSS that 20 clients reading `GET /users?limit=1000` without reading add.
 
-Usage: bench/api.py [--rounds N] [--duration S] [--baseline BIN] [--million] [--out FILE]"""
+With `--before BIN`, an earlier tws build with collections runs beside tws as "tws-before",
+exactly like tws (the same routes and seed; see harness.py); `--baseline` stays the older
+JSON Lines build with its user actions.
+
+Usage: bench/api.py [--rounds N] [--duration S] [--tws BIN] [--before BIN] [--baseline BIN]
+                    [--million] [--out FILE]"""
 
 import argparse
 import json
@@ -27,7 +32,7 @@ import time
 from pathlib import Path
 
 import harness
-from harness import Server, free_port, wait_port, TWS
+from harness import Server, free_port, wait_port
 
 SEED = 10_000
 JSON_SERVER_VERSION = "0.17.4"
@@ -79,7 +84,7 @@ def seed_jsonl(path, count):
             f.write("\n")
 
 
-def tws_new(base, binary=TWS):
+def tws_new(base, binary=None, name="tws"):
     port = free_port()
     data = base / f"tws-data-{port}"
     data.mkdir()
@@ -87,8 +92,8 @@ def tws_new(base, binary=TWS):
     seed_jsonl(data / "users.jsonl", SEED)
     routes = base / f"tws-{port}.toml"
     routes.write_text(f'[server]\nroot = "{base}"\ndata = "{data}"\n{USERS_COLLECTION}')
-    argv = [str(binary), "--config", str(routes), "--port", str(port), "--log-format", "off"]
-    server = Server("tws", argv, port, base)
+    argv = [str(binary or harness.TWS), "--config", str(routes), "--port", str(port), "--log-format", "off"]
+    server = Server(name, argv, port, base)
     server.post_path, server.page_lua = "/users", PAGE_TWS_LUA % (SEED - 100)
     server.data = data
     return server
@@ -203,34 +208,35 @@ def main():
     parser.add_argument("--baseline", help="an earlier tws binary (JSON Lines store)")
     parser.add_argument("--million", action="store_true", help="also the 1,000,000-user checks")
     parser.add_argument("--out", default=str(Path(__file__).parent / "RESULTS-API.md"))
+    harness.binary_args(parser)
     args = parser.parse_args()
-    if not TWS.exists():
-        sys.exit(f"build first: cargo build --release ({TWS} is missing)")
+    binaries = harness.use_binaries(args)
     base = Path(tempfile.mkdtemp(prefix="tws-api-bench-"))
     js = install_json_server(base)
     rounds = []
     for r in range(args.rounds):
-        servers = [tws_new(base), json_server(base, js)]
+        servers = [tws_new(base, binary, name) for name, binary in binaries] + [json_server(base, js)]
         if args.baseline:
             servers.insert(1, tws_baseline(base, args.baseline))
         if r % 2:
             servers.reverse()
         print(f"round {r + 1}/{args.rounds}: {', '.join(s.name for s in servers)}", flush=True)
         rounds.append(run_round(servers, base, args.duration))
-    big = million(base, TWS) if args.million else None
+    big = million(base, harness.TWS) if args.million else None
     text = render(args, rounds, big)
     harness.write_report(Path(args.out), text)
     print(text)
 
 
 def render(args, rounds, big):
-    names = sorted({k[0] for r in rounds for k in r}, key=lambda n: (n != "tws", n))
+    names = sorted({k[0] for r in rounds for k in r}, key=lambda n: (n != "tws", n != harness.BEFORE, n))
     scen = ["durable creates (req/s)", "read by id (req/s)", "page of 100 (req/s)"]
     lines = [
         "# API benchmark",
         "",
         f"`bench/api.py --rounds {args.rounds} --duration {args.duration}"
-        + (" --baseline BIN" if args.baseline else "") + (" --million" if args.million else "")
+        + harness.binaries_note(args) + (" --baseline BIN" if args.baseline else "")
+        + (" --million" if args.million else "")
         + f"`: {harness.machine_description()}. wrk -t1 -c64, server pinned to CPU "
         f"{harness.SERVER_CPU}, wrk to CPU {harness.LOAD_CPU}; servers alternate within a round; "
         f"medians of {args.rounds} rounds; each server starts with {SEED:,} users. "
@@ -256,6 +262,11 @@ def render(args, rounds, big):
             ratios.append(f"{statistics.median(per):.2f}x ({min(per):.2f}-{max(per):.2f})"
                           if per else "–")
         lines.append(f"| {s} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    if harness.BEFORE in names:
+        rows = [(s, *[[r[(n, s)]["rate"] if (n, s) in r else None for r in rounds] for n in ("tws", harness.BEFORE)],
+                 "{:,.0f}") for s in scen]
+        lines += ["", f"tws against {harness.BEFORE} (the build given with `--before`), over the same rounds:", "",
+                  *harness.before_table(rows)]
     if big:
         lines += [
             "",

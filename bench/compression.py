@@ -5,7 +5,8 @@ jQuery 3.7.1, fetched with npm; generated JavaScript when npm is missing) reques
 (compression on), Caddy (`encode zstd gzip`) and lighttpd (mod_deflate with its cache
 folder, which compresses once and serves the stored copy). Same pinning and alternation as
 harness.py; reports req/s, the coding and bytes per response (head included), and server CPU
-per request. Usage: bench/compression.py [--rounds N] [--duration S]"""
+per request. With `--before BIN`, an earlier tws build runs beside tws as "tws-before" (see
+harness.py). Usage: bench/compression.py [--rounds N] [--duration S] [--tws BIN] [--before BIN]"""
 
 import argparse
 import shutil
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import harness
-from harness import Server, free_port, TWS
+from harness import Server, free_port
 
 
 def javascript(base):
@@ -34,9 +35,10 @@ def javascript(base):
         return lines[:65536], "generated JavaScript, 64 KiB"
 
 
-def tws(base, site):
+def tws(base, site, binary=None, name="tws"):
     port = free_port()
-    return Server("tws", [str(TWS), "--root", str(site), "--port", str(port), "--log-format", "off"], port, base)
+    return Server(name, [str(binary or harness.TWS), "--root", str(site), "--port", str(port), "--log-format", "off"],
+                  port, base)
 
 
 def nginx(base, site):
@@ -105,7 +107,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--output", default=str(harness.REPO / "bench" / "RESULTS-COMPRESSION.md"))
+    harness.binary_args(parser)
     args = parser.parse_args()
+    binaries = harness.use_binaries(args)
     base = Path(tempfile.mkdtemp(prefix="tws-bench-gz-"))
     base.chmod(0o755)
     site = base / "site"
@@ -114,10 +118,10 @@ def main():
     (site / "app.js").write_bytes(data)
     lua = base / "ae.lua"
     lua.write_text('wrk.headers["Accept-Encoding"] = "gzip, br"\n')
-    makers = [tws, nginx, lighttpd, sws, caddy]
-    servers = [m(base, site) for m in makers
-               if shutil.which({"tws": str(TWS), "nginx": "nginx", "lighttpd": "lighttpd",
-                                "sws": "static-web-server", "caddy": "caddy"}[m.__name__])]
+    servers = [tws(base, site, binary, name) for name, binary in binaries]
+    servers += [m(base, site) for m in (nginx, lighttpd, sws, caddy)
+                if shutil.which({"nginx": "nginx", "lighttpd": "lighttpd",
+                                 "sws": "static-web-server", "caddy": "caddy"}[m.__name__])]
     scenario = {"name": "64 KiB JavaScript, Accept-Encoding: gzip, br (req/s)", "kind": "wrk",
                 "path": "/app.js", "conns": 50, "script": lua}
     results = {s.name: [] for s in servers}
@@ -141,7 +145,8 @@ def main():
         "",
         f"File: {source}. Request: `Accept-Encoding: gzip, br`, wrk -c50 keep-alive, "
         f"{args.rounds} rounds x {args.duration} s, server on CPU {harness.SERVER_CPU}, wrk on CPU "
-        f"{harness.LOAD_CPU}, servers alternating; medians, and tws's ratio taken per round.",
+        f"{harness.LOAD_CPU}, servers alternating; medians, and tws's ratio taken per round"
+        + (" (`--before BIN`)." if args.before else "."),
         "",
         "| server | req/s | tws/server | coding | bytes per response | server CPU per request (µs) |",
         "|---|---|---|---|---|---|",
@@ -155,6 +160,10 @@ def main():
         coding, size = probes[server.name]
         cpu = statistics.median(r["cpu_us"] for r in rs)
         lines.append(f"| {server.name} | {rate:,.0f} | {ratio} | {coding} | {size:,} | {cpu:.1f} |")
+    if harness.BEFORE in results:
+        lines += ["", f"tws against {harness.BEFORE} (the build given with `--before`), over the same rounds:", "",
+                  *harness.before_table([(scenario["name"], tws_rates,
+                                          [r["rate"] for r in results[harness.BEFORE]], "{:,.0f}")])]
     report = "\n".join(lines) + "\n"
     print(report)
     harness.write_report(Path(args.output), report)

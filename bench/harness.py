@@ -5,6 +5,11 @@ Every server serves the same generated site. The server under test is pinned to 
 the load generator (wrk, ab) to the other, the same for every server. Scenarios run in
 alternating order for several rounds; the report gives medians, and ratios computed within
 each round (so both sides of a ratio saw the same machine state) and then taken as medians.
+
+`--tws BIN` (or TWS_BINARY) picks the tws under test; `--before BIN` (or TWS_BEFORE) adds an
+earlier build as the server "tws-before", run exactly like "tws" in the same alternating rounds,
+and the report gains "tws/tws-before" and a table of both binaries' ranges over the rounds.
+The other bench scripts take the same two options (binary_args and use_binaries below).
 """
 
 import argparse
@@ -22,7 +27,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TWS = REPO / "target" / "release" / "tws"
+TWS = Path(os.environ.get("TWS_BINARY") or REPO / "target" / "release" / "tws")
+BEFORE = "tws-before"  # the name of the earlier tws build run beside TWS (--before)
 LUA = REPO / "bench" / "create_user.lua"
 CPUS = os.cpu_count() or 1
 SERVER_CPU = "0"
@@ -31,6 +37,73 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 READING = "## Reading of the results"
+
+
+def binary_args(parser):
+    """Adds --tws (the tws under test) and --before (an earlier build, run as "tws-before")."""
+    parser.add_argument("--tws", default=str(TWS),
+                        help="the tws binary under test (default: $TWS_BINARY, else target/release/tws)")
+    parser.add_argument("--before", default=os.environ.get("TWS_BEFORE"), metavar="BIN",
+                        help=f"an earlier tws binary, run as '{BEFORE}' exactly like tws in the same "
+                             "rounds (default: $TWS_BEFORE)")
+
+
+def use_binaries(args):
+    """Makes --tws the TWS every script starts; returns [(name, binary)]: ("tws", TWS), then
+    (BEFORE, its binary) when --before is given. Exits if one is missing."""
+    global TWS
+    TWS = Path(args.tws).resolve()
+    out = [("tws", TWS)]
+    if getattr(args, "before", None):
+        out.append((BEFORE, Path(args.before).resolve()))
+    for name, binary in out:
+        if not binary.exists():
+            sys.exit(f"{name}: {binary} is missing (build first: cargo build --release)")
+    return out
+
+
+def binaries_note(args):
+    """The command-line part naming the binaries, for a report's run line."""
+    return " --before BIN" if getattr(args, "before", None) else ""
+
+
+def range_text(values, f="{:,.0f}"):
+    return f"{f.format(min(values))}-{f.format(max(values))}" if values else "-"
+
+
+def before_table(rows):
+    """Markdown lines comparing tws with tws-before, one line per row: each binary's median and
+    range over the rounds, the ratio tws/tws-before per round (median and range), and whether
+    tws's range lies above, overlaps or lies below tws-before's (every row: higher is better).
+    rows: [(label, tws values per round, tws-before values per round, number format)], where a
+    value is None for a round that failed."""
+    lines = ["| row | tws: median (range) | tws-before: median (range) | tws/tws-before (range) | tws against tws-before's range |",
+             "|---|---|---|---|---|"]
+    for label, after, before, f in rows:
+        a = [v for v in after if v is not None]
+        b = [v for v in before if v is not None]
+        ratios = [x / y for x, y in zip(after, before) if x is not None and y]
+        if not a:
+            verdict = "tws failed"
+        elif not b:
+            verdict = "tws-before failed"
+        elif max(a) < min(b):
+            verdict = "**worse: outside its range**"
+        elif min(a) > max(b):
+            verdict = "better: outside its range"
+        else:
+            verdict = "overlaps"
+
+        def cell(vs, runs):
+            if not vs:
+                return "failed"
+            failed = f", {len(runs) - len(vs)} of {len(runs)} runs failed" if len(vs) < len(runs) else ""
+            return f"{f.format(statistics.median(vs))} ({range_text(vs, f)}{failed})"
+
+        lines.append(f"| {label} | {cell(a, after)} | {cell(b, before)} | "
+                     + (f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-")
+                     + f" | {verdict} |")
+    return lines
 
 
 def free_port():
@@ -117,8 +190,9 @@ class Server:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
-def tws_server(base, site, fsync="group", log_file=None):
-    """tws on the bench site; with `log_file`, its access log goes there (else off)."""
+def tws_server(base, site, fsync="group", log_file=None, binary=None, name="tws"):
+    """tws (`binary`, default TWS) on the bench site; with `log_file`, its access log goes there
+    (else off). `name` names it in reports ("tws", or BEFORE for the earlier build)."""
     port = free_port()
     data = base / f"data-{fsync}-{port}"
     routes = base / f"tws-{fsync}-{port}.toml"
@@ -127,13 +201,13 @@ def tws_server(base, site, fsync="group", log_file=None):
         '[[route]]\npath = "/"\ndir = "."\nlisting = true\n\n'
         '[[route]]\npath = "/createUser"\naction = "create_user"\n'
     )
-    argv = [str(TWS), "--config", str(routes), "--port", str(port)]
+    argv = [str(binary or TWS), "--config", str(routes), "--port", str(port)]
     if log_file:
         argv += ["--access-log", str(log_file)]
-        name = "tws log=file"
+        name = f"{name} log=file"
     else:
         argv += ["--log-format", "off"]
-        name = "tws" if fsync == "group" else f"tws fsync={fsync}"
+        name = name if fsync == "group" else f"{name} fsync={fsync}"
     return Server(name, argv, port, base)
 
 
@@ -332,7 +406,9 @@ def main():
     parser.add_argument("--only", help="run scenarios whose name contains this text")
     parser.add_argument("--servers", default="tws,nginx,lighttpd,static-web-server")
     parser.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"))
+    binary_args(parser)
     args = parser.parse_args()
+    binaries = use_binaries(args)
     if args.quick:
         args.rounds, args.duration = 1, 3
     base = Path(tempfile.mkdtemp(prefix="tws-bench-"))
@@ -342,7 +418,7 @@ def main():
     wanted = args.servers.split(",")
     servers = []
     if "tws" in wanted:
-        servers.append(tws_server(base, site))
+        servers += [tws_server(base, site, binary=binary, name=name) for name, binary in binaries]
     if "nginx" in wanted:
         servers += [nginx_server(base, site, "on"), nginx_server(base, site, "off")]
     if "lighttpd" in wanted:
@@ -369,27 +445,29 @@ def main():
     finally:
         for server in servers:
             server.stop()
-    users = bench_create_user(base, site, args) if "tws" in wanted and not args.only else None
+    users = bench_create_user(base, site, args, binaries) if "tws" in wanted and not args.only else None
     report = render(args, servers, scenarios, results, idle_rss, users)
     print(report)
     write_report(Path(args.output), report)
     shutil.rmtree(base, ignore_errors=True)
 
 
-def bench_create_user(base, site, args):
+def bench_create_user(base, site, args, binaries):
+    """Creates per second for each binary and fsync mode: {(name, fsync): [rate per round]};
+    the binaries alternate within each round."""
     rates = {}
     for fsync in ("group", "each"):
-        per_round = []
-        for _ in range(args.rounds):
-            server = tws_server(base, site, fsync)
-            server.start()
-            try:
-                r = run_wrk(server.url("/createUser"), 64, args.duration, LUA)
-            finally:
-                server.stop()
-            per_round.append(r["rate"])
-            print(f"  createUser fsync={fsync}: {r['rate']:,.0f}/s p99 {r['p99_ms']:.1f} ms")
-        rates[fsync] = per_round
+        for rnd in range(args.rounds):
+            order = binaries[rnd % len(binaries):] + binaries[: rnd % len(binaries)]
+            for name, binary in order:
+                server = tws_server(base, site, fsync, binary=binary, name=name)
+                server.start()
+                try:
+                    r = run_wrk(server.url("/createUser"), 64, args.duration, LUA)
+                finally:
+                    server.stop()
+                rates.setdefault((name, fsync), []).append(r["rate"])
+                print(f"  createUser {name} fsync={fsync}: {r['rate']:,.0f}/s p99 {r['p99_ms']:.1f} ms")
     return rates
 
 
@@ -400,7 +478,7 @@ def best_nginx(scenario, results, rnd):
     return max(candidates, key=lambda r: metric(scenario, r)) if candidates else None
 
 
-PEERS = ["nginx", "lighttpd", "static-web-server"]
+PEERS = [BEFORE, "nginx", "lighttpd", "static-web-server"]
 
 
 def round_result(scenario, results, name, rnd):
@@ -420,7 +498,7 @@ def render(args, servers, scenarios, results, idle_rss, users):
         "",
         f"Machine: {machine_description()}.",
         "",
-        f"Run: `bench/run.sh --rounds {args.rounds} --duration {args.duration}`, "
+        f"Run: `bench/run.sh --rounds {args.rounds} --duration {args.duration}{binaries_note(args)}`, "
         f"server pinned to CPU {SERVER_CPU}, wrk/ab pinned to CPU {LOAD_CPU}; servers alternate "
         "within each round; medians of the rounds; ratios are taken within each round, then the "
         "median, with the range over the rounds. nginx is the better of `sendfile on` and "
@@ -433,6 +511,7 @@ def render(args, servers, scenarios, results, idle_rss, users):
     cpu_lines = ["| scenario | " + " | ".join(short.get(c, c) for c in columns) + " |",
                  "|---|" + "---|" * len(columns)]
     p99_lines = list(cpu_lines)
+    before_rows = []
     for scenario in scenarios:
         per = {c: [round_result(scenario, results, c, rnd) for rnd in range(args.rounds)] for c in columns}
 
@@ -453,6 +532,9 @@ def render(args, servers, scenarios, results, idle_rss, users):
             return "-" if v is None else f.format(v)
 
         value_fmt = "{:.2f}" if scenario.get("metric") == "bytes" else "{:,.0f}"
+        if BEFORE in per:
+            before_rows.append((scenario["name"], *[[metric(scenario, r) if r else None for r in per[c]]
+                                                    for c in ("tws", BEFORE)], value_fmt))
         lines.append(f"| {scenario['name']} | " + " | ".join(cell(med(c), value_fmt) for c in columns)
                      + " | " + " | ".join(ratio(p) for p in peers) + " |")
         label = scenario["name"].rsplit(" (", 1)[0]
@@ -467,17 +549,24 @@ def render(args, servers, scenarios, results, idle_rss, users):
         peaks = [r["rss_kib"] for r in results.get((load_name, name), [])]
         lines.append(f"| {name} | {idle_rss.get(name, '-')} | {max(peaks) if peaks else '-'} |")
     if users:
-        group, each = statistics.median(users["group"]), statistics.median(users["each"])
+        tws_names = [n for n in ("tws", BEFORE) if (n, "group") in users]
+        med = {k: statistics.median(v) for k, v in users.items()}
         lines += [
             "",
             "Durable `POST /createUser` under 64 connections (every 201 is on disk):",
             "",
-            "| mode | creates/s |",
-            "|---|---|",
-            f"| group commit (`fsync = \"group\"`) | {group:,.0f} |",
-            f"| one fsync per create (`fsync = \"each\"`) | {each:,.0f} |",
-            f"| ratio | {group / each:.1f}x |",
+            "| mode | " + " | ".join(tws_names) + " |",
+            "|---|" + "---|" * len(tws_names),
+            "| group commit (`fsync = \"group\"`) | " + " | ".join(f"{med[(n, 'group')]:,.0f}" for n in tws_names) + " |",
+            "| one fsync per create (`fsync = \"each\"`) | " + " | ".join(f"{med[(n, 'each')]:,.0f}" for n in tws_names) + " |",
+            "| ratio | " + " | ".join(f"{med[(n, 'group')] / med[(n, 'each')]:.1f}x" for n in tws_names) + " |",
         ]
+        if BEFORE in tws_names:
+            before_rows += [(f"createUser fsync={f} (creates/s)", users[("tws", f)], users[(BEFORE, f)], "{:,.0f}")
+                            for f in ("group", "each")]
+    if before_rows:
+        lines += ["", f"tws against {BEFORE} (the build given with `--before`), over the same rounds:", "",
+                  *before_table(before_rows)]
     return "\n".join(lines) + "\n"
 
 

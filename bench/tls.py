@@ -8,7 +8,8 @@ Scenarios: 100 B and 1 KiB keep-alive (wrk), a 10 MiB file over 4 connections (w
 connections with one request each resumed by the client (wrk with Connection: close, which
 reuses its TLS session), and full handshakes (ab -f TLS1.3, one request per connection; ab
 saturates its own CPU, so server CPU per handshake is the figure that counts).
-Usage: bench/tls.py [--rounds N] [--duration S] [--only TEXT]"""
+With `--before BIN`, an earlier tws build runs beside tws as "tws-before" (see harness.py).
+Usage: bench/tls.py [--rounds N] [--duration S] [--only TEXT] [--tws BIN] [--before BIN]"""
 
 import argparse
 import shutil
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import harness
-from harness import Server, free_port, TWS
+from harness import Server, free_port
 
 SCENARIOS = [
     {"name": "HTTPS 100 B file, keep-alive (req/s)", "kind": "wrk", "path": "/small.txt", "conns": 50},
@@ -41,11 +42,11 @@ def make_cert(base):
     return cert, key
 
 
-def tws_tls(base, site, cert, key):
+def tws_tls(base, site, cert, key, binary=None, name="tws"):
     port = free_port()
-    argv = [str(TWS), "--root", str(site), "--port", str(port), "--log-format", "off",
+    argv = [str(binary or harness.TWS), "--root", str(site), "--port", str(port), "--log-format", "off",
             "--tls-cert", str(cert), "--tls-key", str(key)]
-    return Server("tws", argv, port, base)
+    return Server(name, argv, port, base)
 
 
 def nginx_tls(base, site, cert, key, http2=False):
@@ -106,15 +107,22 @@ def main():
     parser.add_argument("--only", help="run scenarios whose name contains this text")
     parser.add_argument("--servers", default="tws,nginx,lighttpd,static-web-server")
     parser.add_argument("--output", default=str(harness.REPO / "bench" / "RESULTS-TLS.md"))
+    harness.binary_args(parser)
     args = parser.parse_args()
+    binaries = harness.use_binaries(args)
     base = Path(tempfile.mkdtemp(prefix="tws-bench-tls-"))
     base.chmod(0o755)
     site = harness.make_site(base)
     cert, key = make_cert(base)
     close_lua = base / "close.lua"
     close_lua.write_text('wrk.headers["Connection"] = "close"\n')
-    makers = {"tws": tws_tls, "nginx": nginx_tls, "lighttpd": lighttpd_tls, "static-web-server": sws_tls}
-    servers = [makers[name](base, site, cert, key) for name in args.servers.split(",")
+    makers = {"nginx": nginx_tls, "lighttpd": lighttpd_tls, "static-web-server": sws_tls}
+    for name, binary in binaries:
+        makers[name] = lambda *a, binary=binary, name=name: tws_tls(*a, binary=binary, name=name)
+    wanted = args.servers.split(",")
+    if "tws" in wanted and args.before:
+        wanted.insert(wanted.index("tws") + 1, harness.BEFORE)
+    servers = [makers[name](base, site, cert, key) for name in wanted
                if name != "static-web-server" or shutil.which("static-web-server")]
     for server in servers:
         server.url = lambda path, port=server.port: f"https://127.0.0.1:{port}{path}"

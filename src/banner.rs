@@ -51,9 +51,9 @@ impl Banner<'_> {
             return format!("{}\n", url(self.addr.ip()));
         }
         let mut text = format!(
-            "tws {} serving {} routes at {}",
+            "tws {} serving {} at {}",
             env!("CARGO_PKG_VERSION"),
-            self.routes,
+            count(self.routes, "route"),
             url(self.addr.ip())
         );
         if self.addr.ip().is_unspecified() {
@@ -128,6 +128,15 @@ fn interface_addresses(any: IpAddr) -> Vec<IpAddr> {
     found.sort();
     found.dedup();
     found
+}
+
+/// `n` things, the noun in the singular for one: "1 route", "16 routes".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 #[cfg(test)]

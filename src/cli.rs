@@ -111,6 +111,15 @@ pub struct Cli {
     #[arg(long, value_name = "USER:HASH")]
     pub auth: Vec<String>,
 
+    /// Cache-Control for files and folders whose route sets none (folder mode: every file)
+    #[arg(long, value_name = "VALUE")]
+    pub cache_control: Option<String>,
+
+    /// Take the client's address from this proxy's PROXY header or Forwarded/X-Forwarded-For
+    /// (an address or network such as 10.0.0.0/8; repeatable)
+    #[arg(long, value_name = "NET")]
+    pub trusted_proxy: Vec<String>,
+
     /// Print only the URL at startup, and no access log on stdout unless --log-format asks for one
     #[arg(short, long)]
     pub quiet: bool,
@@ -177,6 +186,8 @@ impl Cli {
             headers: self.headers.clone(),
             cors: self.cors,
             auth: self.auth.clone(),
+            trusted_proxies: self.trusted_proxy.clone(),
+            cache_control: self.cache_control.clone(),
         }
     }
 }

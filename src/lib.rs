@@ -17,6 +17,7 @@ pub mod man;
 pub mod metrics;
 pub mod password;
 pub mod path;
+pub mod private;
 pub mod reload;
 pub mod router;
 pub mod routes;
@@ -77,8 +78,15 @@ fn run_inner(cli: &Cli) -> Result<()> {
         return Ok(());
     }
     warn_about_plain_passwords(&config);
+    for warning in &config.warnings {
+        report!("tws: warning: {warning}");
+    }
+    // Held until the server stops: a second server on the same data folder stops at once.
+    let _data_lock = protect_data_folder(&config)?;
     let store: Option<Arc<dyn Store>> = if config.uses_store() {
-        let store = api::open_store(&config.server)?;
+        let server = &config.server;
+        let postgres = server.store.as_ref().map(|url| url.0.as_str());
+        let store = api::open_store(postgres, &server.data, server.fsync)?;
         store.prepare(&config.collections)?;
         Some(store)
     } else {
@@ -161,7 +169,10 @@ pub fn describe(config: &Config) -> String {
         .source
         .as_ref()
         .map_or_else(|| "--root".to_owned(), |p| p.display().to_string());
-    let mut text = format!("{source}: ok, {} routes\n", config.routes.len());
+    let mut text = format!(
+        "{source}: ok, {}\n",
+        banner::count(config.routes.len(), "route")
+    );
     let mut hosts: Vec<&rules::hosts::HostPattern> =
         config.routes.iter().flat_map(|r| &r.hosts).collect();
     hosts.sort();
@@ -184,8 +195,10 @@ pub fn describe(config: &Config) -> String {
         } else if config.routes.iter().any(|r| !r.hosts.is_empty()) {
             text.push_str("any host:\n");
         }
-        for route in routes {
-            let methods = route.methods.allow_header();
+        let path_width = routes.iter().map(|r| r.path.len()).max().unwrap_or(0);
+        let methods: Vec<String> = routes.iter().map(|r| r.methods.allow_header()).collect();
+        let methods_width = methods.iter().map(String::len).max().unwrap_or(0);
+        for (route, methods) in routes.iter().zip(&methods) {
             let mut notes = String::new();
             if let Some(realm) = &route.auth {
                 notes.push_str(&format!(" [auth {}]", realm.name));
@@ -193,13 +206,57 @@ pub fn describe(config: &Config) -> String {
             if route.cors.is_some() {
                 notes.push_str(" [cors]");
             }
+            if route.allow.is_some() {
+                notes.push_str(" [allow]");
+            }
             text.push_str(&format!(
-                "  {:<24} {:<22} {}{notes}\n",
+                "  {:<path_width$}  {:<methods_width$}  {}{notes}\n",
                 route.path, methods, route.target
             ));
         }
     }
     text
+}
+
+/// Puts the data folder out of every route's reach (in folder mode, saying so when it lies
+/// inside the folder served). When this server writes there (a database, a self-signed
+/// certificate), makes it (for the owner alone) and locks it, so that a second server on
+/// the same folder stops at once rather than overwrite what the first keeps.
+fn protect_data_folder(config: &Config) -> Result<Option<Arc<std::fs::File>>> {
+    let data = &config.server.data;
+    let embedded = config.uses_store() && config.server.store.is_none();
+    let writes = embedded || matches!(config.server.tls, Some(config::TlsSettings::SelfSigned));
+    let lock = if writes {
+        private::folder(data).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (choose another place with --data)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "cannot create data folder {}: {}{hint}",
+                data.display(),
+                log::io_reason(&e)
+            )
+        })?;
+        Some(private::lock_data(data)?)
+    } else {
+        None
+    };
+    path::protect(data);
+    let served = config.routes.iter().any(|r| match &r.target {
+        routes::Target::Dir(spec) => data
+            .canonicalize()
+            .is_ok_and(|d| d.starts_with(&spec.folder)),
+        _ => false,
+    });
+    if served && config.source.is_none() {
+        report!(
+            "tws: note: the data folder {} is inside the folder served; it is never served or listed",
+            data.display()
+        );
+    }
+    Ok(lock)
 }
 
 /// Basic authentication sends passwords in clear: say so when that crosses a network.

@@ -134,6 +134,32 @@ pub struct Exposure {
 /// Resolves `rest`, a normalised relative path (`a/b.txt`, no leading slash), inside `folder`,
 /// which must be canonical. Hidden names, and symlinks the policy refuses, are reported as not
 /// found, so their existence is not revealed.
+/// Folders tws writes (its data folder: database, keys, certificates), which no route ever
+/// serves or lists, whatever it says. Canonical paths.
+static PROTECTED: std::sync::RwLock<Vec<PathBuf>> = std::sync::RwLock::new(Vec::new());
+
+/// Never serves or lists `folder` (which exists) or anything in it.
+pub fn protect(folder: &Path) {
+    if let Ok(real) = folder.canonicalize() {
+        let mut list = PROTECTED
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !list.contains(&real) {
+            list.push(real);
+        }
+    }
+}
+
+/// True when `path` (canonical, or a canonical folder joined with a name) is or lies in a
+/// protected folder.
+pub fn is_protected(path: &Path) -> bool {
+    PROTECTED
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
 pub fn resolve_in(folder: &Path, rest: &str, exposure: Exposure) -> Result<PathBuf, HttpError> {
     let mut candidate = folder.to_path_buf();
     for segment in rest.split('/').filter(|s| !s.is_empty()) {
@@ -148,6 +174,9 @@ pub fn resolve_in(folder: &Path, rest: &str, exposure: Exposure) -> Result<PathB
         candidate.push(segment);
     }
     let real = candidate.canonicalize().map_err(|_| HttpError::NotFound)?;
+    if is_protected(&real) {
+        return Err(HttpError::NotFound);
+    }
     let allowed = match exposure.symlinks {
         Symlinks::Inside => real.starts_with(folder),
         // The candidate is built from a canonical folder and plain names, so it equals its

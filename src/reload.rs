@@ -203,7 +203,12 @@ impl Reloader {
         if config.uses_store() {
             let prepared = match &self.store {
                 Some(store) => store.prepare(&config.collections),
-                None => crate::api::open_store(&old.server).and_then(|store| {
+                None => crate::api::open_store(
+                    old.server.store.as_ref().map(|url| url.0.as_str()),
+                    &old.server.data,
+                    old.server.fsync,
+                )
+                .and_then(|store| {
                     store.prepare(&config.collections)?;
                     self.store = Some(store);
                     Ok(())
@@ -237,7 +242,15 @@ impl Reloader {
             app: Arc::new(app),
             server,
         });
-        crate::report!("tws: reloaded {shown}: {routes} routes");
+        // Users or passwords may have changed: every login is checked again.
+        crate::rules::guard::guard().forget_logins();
+        for warning in &config.warnings {
+            crate::report!("tws: warning: {warning}");
+        }
+        crate::report!(
+            "tws: reloaded {shown}: {}",
+            crate::banner::count(routes, "route")
+        );
         true
     }
 }

@@ -176,6 +176,7 @@ mod tests {
             headers: None,
             cors: None,
             auth: None,
+            allow: None,
         }
     }
 

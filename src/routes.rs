@@ -12,6 +12,7 @@ use crate::rules::auth::Realm;
 use crate::rules::cors::Cors;
 use crate::rules::headers::HeaderSet;
 use crate::rules::hosts::HostPattern;
+use crate::rules::proxies::Net;
 
 /// One `[[route]]` of routes.toml after validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,8 @@ pub struct Route {
     pub cors: Option<Arc<Cors>>,
     /// The realm whose users may use the route.
     pub auth: Option<Arc<Realm>>,
+    /// The client networks the route answers (`None`: any); others get 403.
+    pub allow: Option<Arc<[Net]>>,
 }
 
 /// What a route serves.
@@ -147,6 +150,19 @@ impl Target {
     }
 }
 
+/// A canonical path shown from the working folder (`./site/files`) when it lies in it.
+fn relative_to_cwd(path: &std::path::Path) -> std::path::PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| {
+            path.strip_prefix(cwd)
+                .ok()
+                .map(|rest| std::path::Path::new(".").join(rest))
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -164,7 +180,7 @@ impl fmt::Display for Target {
             Target::Dir(spec) => write!(
                 f,
                 "dir {} (index {}, listing {})",
-                spec.folder.display(),
+                relative_to_cwd(&spec.folder).display(),
                 spec.index,
                 if spec.listing { "on" } else { "off" }
             ),

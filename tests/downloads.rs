@@ -165,6 +165,9 @@ fn curl_downloads_arrive_whole_over_http2_and_http1_plain_and_tls() {
 
 #[test]
 fn h2load_with_large_windows_gets_every_download_on_one_connection() {
+    if !common::installed("h2load") {
+        return;
+    }
     let site = site("dl-h2load");
     for tls in [true, false] {
         let server = site.serve(tls);
@@ -205,6 +208,9 @@ fn h2load_with_large_windows_gets_every_download_on_one_connection() {
 
 #[test]
 fn nghttp_gets_whole_bodies_and_eight_streams_at_once() {
+    if !common::installed("nghttp") {
+        return;
+    }
     let site = site("dl-nghttp");
     let random = site.file("rand32.bin");
     for tls in [true, false] {

@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 use tws::api::postgres::PgStore;
 use tws::api::schema::{Collection, Field, FieldType, Invalid};
 use tws::api::sqlite::SqliteStore;
-use tws::api::store::{Cursor, PageQuery, Record, Store, SyncMode, Write, WriteError};
+use tws::api::store::{
+    Conditions, PageQuery, ReadError, Record, Store, SyncMode, Write, WriteError,
+};
 
 /// Opens the store under test afresh (on the same data).
 type Open<'a> = &'a dyn Fn() -> Arc<dyn Store>;
@@ -48,6 +50,8 @@ fn things() -> Arc<Collection> {
         ],
         form_redirect: None,
         require_if_match: false,
+        max_page_bytes: tws::api::schema::DEFAULT_MAX_PAGE_BYTES,
+        origin: None,
     })
 }
 
@@ -78,14 +82,20 @@ fn writes_survive_reopening_and_ids_are_never_reused(open: Open) {
     assert_eq!((b.id - a.id, a.version), (1, 1));
     let patch = Write::Patch {
         id: b.id,
-        if_match: Some(b.etag()),
+        conditions: Conditions {
+            if_match: Some(b.etag()),
+            ..Conditions::default()
+        },
         patch: fields(json!({"count": 3})),
     };
     let patched = write(&*store, &c, patch).unwrap().unwrap();
     assert_eq!(patched.etag(), format!("\"{}-2\"", b.id));
     let delete = Write::Delete {
         id: b.id,
-        if_match: None,
+        conditions: Conditions {
+            if_match: None,
+            ..Conditions::default()
+        },
     };
     assert_eq!(write(&*store, &c, delete), Ok(None));
     drop(store);
@@ -114,7 +124,10 @@ fn one_of_twenty_writers_holding_a_version_wins(open: Open) {
         let tx = tx.clone();
         let patch = Write::Patch {
             id: a.id,
-            if_match: Some(a.etag()),
+            conditions: Conditions {
+                if_match: Some(a.etag()),
+                ..Conditions::default()
+            },
             patch: fields(json!({"count": i % 10})),
         };
         store.write(&c, patch, Box::new(move |r| tx.send(r).unwrap()));
@@ -134,14 +147,20 @@ fn one_of_twenty_writers_holding_a_version_wins(open: Open) {
     assert_eq!(failed, 19);
     let replace = |tag: &str| Write::Replace {
         id: a.id,
-        if_match: Some(tag.to_owned()),
+        conditions: Conditions {
+            if_match: Some(tag.to_owned()),
+            ..Conditions::default()
+        },
         fields: fields(json!({"name": "b"})),
     };
     let cases = [
         (
             Write::Delete {
                 id: a.id + 100,
-                if_match: None,
+                conditions: Conditions {
+                    if_match: None,
+                    ..Conditions::default()
+                },
             },
             WriteError::NotFound,
         ),
@@ -153,7 +172,10 @@ fn one_of_twenty_writers_holding_a_version_wins(open: Open) {
         (
             Write::Patch {
                 id: a.id,
-                if_match: None,
+                conditions: Conditions {
+                    if_match: None,
+                    ..Conditions::default()
+                },
                 patch: fields(json!({"count": 1000})),
             },
             WriteError::Invalid(Invalid::Content("\"count\" must be at most 10".into())),
@@ -218,14 +240,62 @@ fn pages_are_keyset_ordered_with_missing_fields_and_filters(open: Open) {
         .collect();
     assert_eq!(found, [ids[0], ids[3]]);
     let query = PageQuery {
-        after: Some(Cursor {
-            value: Value::Null,
-            id: ids[3],
-        }),
+        after: Some(ids[3]),
         limit: 10,
         ..PageQuery::default()
     };
     assert_eq!(store.page(&c, &query).unwrap().records.len(), 2);
+}
+
+fn pages_stop_at_their_bytes_and_a_deleted_cursor_is_gone(open: Open) {
+    let c = things();
+    let store = open();
+    store.prepare(std::slice::from_ref(&c)).unwrap();
+    let ids: Vec<i64> = (0..6)
+        .map(|i| create(&*store, &c, json!({"name": "abcde", "count": i})).id)
+        .collect();
+    // Each record's data is about 30 bytes, counted with 64 of overhead: three fit in 300.
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let query = PageQuery {
+            sort: Some("count".into()),
+            after,
+            limit: 100,
+            max_bytes: 300,
+            ..PageQuery::default()
+        };
+        let page = store.page(&c, &query).unwrap();
+        assert!(page.records.len() <= 3, "{} records", page.records.len());
+        seen.extend(page.records.iter().map(|r| r.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every record once, in order");
+    // A sorted page cannot continue after a record that is gone.
+    write(
+        &*store,
+        &c,
+        Write::Delete {
+            id: ids[2],
+            conditions: Conditions::default(),
+        },
+    )
+    .unwrap();
+    let query = PageQuery {
+        sort: Some("count".into()),
+        after: Some(ids[2]),
+        ..PageQuery::default()
+    };
+    assert!(matches!(store.page(&c, &query), Err(ReadError::CursorGone)));
+    // By id it can: the id is the order.
+    let query = PageQuery {
+        after: Some(ids[2]),
+        ..PageQuery::default()
+    };
+    assert_eq!(store.page(&c, &query).unwrap().records.len(), 3);
 }
 
 fn a_field_cannot_change_type_while_records_hold_it(open: Open) {
@@ -275,7 +345,7 @@ fn a_field_cannot_change_type_while_records_hold_it(open: Open) {
 /// A store test: given how to open the store under test.
 type Case = fn(Open);
 
-const CASES: [(&str, Case); 4] = [
+const CASES: [(&str, Case); 5] = [
     ("reopen", writes_survive_reopening_and_ids_are_never_reused),
     ("race", one_of_twenty_writers_holding_a_version_wins),
     (
@@ -283,6 +353,10 @@ const CASES: [(&str, Case); 4] = [
         pages_are_keyset_ordered_with_missing_fields_and_filters,
     ),
     ("types", a_field_cannot_change_type_while_records_hold_it),
+    (
+        "bytes",
+        pages_stop_at_their_bytes_and_a_deleted_cursor_is_gone,
+    ),
 ];
 
 #[test]
@@ -318,7 +392,10 @@ fn the_postgres_store() {
         let node: &dyn Store = if i % 2 == 0 { &a } else { &b };
         let patch = Write::Patch {
             id: record.id,
-            if_match: Some(record.etag()),
+            conditions: Conditions {
+                if_match: Some(record.etag()),
+                ..Conditions::default()
+            },
             patch: fields(json!({"count": i % 10})),
         };
         node.write(&c, patch, Box::new(move |r| tx.send(r).unwrap()));

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::schema::{Collection, merge_patch};
 use super::store::{Record, Write, WriteError};
-use crate::http::conditional::if_match_holds;
+use crate::http::conditional::{if_match_holds, none_match_names};
 
 /// What a write did: the record as written (`None` after a delete), or why not.
 pub type Outcome = Result<Option<Record>, WriteError>;
@@ -33,7 +33,7 @@ pub fn apply<R: Rows>(
     now: &str,
 ) -> Result<Outcome, R::Error> {
     let name = &collection.name;
-    let (id, if_match) = match write {
+    let (id, conditions) = match write {
         Write::Create(fields) => {
             let data = json_text(fields);
             let id = rows.insert(name, now, &data)?;
@@ -45,16 +45,25 @@ pub fn apply<R: Rows>(
                 data,
             })));
         }
-        Write::Replace { id, if_match, .. }
-        | Write::Patch { id, if_match, .. }
-        | Write::Delete { id, if_match } => (*id, if_match),
+        Write::Replace { id, conditions, .. }
+        | Write::Patch { id, conditions, .. }
+        | Write::Delete { id, conditions } => (*id, conditions),
     };
     let Some(current) = rows.current(name, id)? else {
         return Ok(Err(WriteError::NotFound));
     };
-    if let Some(value) = if_match
-        && !if_match_holds(value, &current.etag())
-    {
+    // RFC 9110 §13.2.2: If-Match must hold; If-None-Match (`*`: the record exists) must not
+    // name it.
+    let etag = current.etag();
+    let fails = conditions
+        .if_match
+        .as_deref()
+        .is_some_and(|value| !if_match_holds(value, &etag))
+        || conditions
+            .if_none_match
+            .as_deref()
+            .is_some_and(|value| none_match_names(value, &etag));
+    if fails {
         return Ok(Err(WriteError::PreconditionFailed));
     }
     let fields = match write {

@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::http::conditional::none_match_names;
+use crate::http::conditional::{if_match_holds, none_match_names};
 use crate::http::encoding::prefers_html;
 use crate::http::error::reason_phrase;
-use crate::http::response::{Body, ErrorFormat, Respond, TEXT_HTML};
+use crate::http::response::{Body, ErrorFormat, ErrorPages, Respond, TEXT_HTML, escape_html};
 use crate::http::{HttpError, Method, Request, Response, form};
 use schema::{Collection, FieldType, Invalid};
-use store::{Record, Store, Write, WriteError};
+use store::{Conditions, Record, Store, Write, WriteError};
 
 /// A route onto a collection: its list (`/users`) or one of its records (`/users/{id}`).
 #[derive(Debug, Clone, PartialEq)]
@@ -97,16 +97,16 @@ impl Failure {
         }
     }
 
-    /// The answer for a person whose form was refused: a short page, not JSON.
-    fn page(self) -> Response {
+    /// The answer for a person whose form was refused: the site's error page for the status
+    /// (`[errors]`, its `{{message}}` filled in), else a short page, never JSON.
+    fn page(self, pages: &ErrorPages) -> Response {
         let (status, message) = self.status_and_message();
-        let escaped = message
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;");
+        if let Some(page) = pages.get(&status) {
+            return Response::page(status, page, message);
+        }
         let body = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {reason}</title></head>\n<body><h1>{reason}</h1>\n<p>{escaped}.</p>\n<p>Go back to correct the form.</p></body></html>\n",
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{status} {reason}</title></head>\n<body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem\"><h1>{reason}</h1>\n<p>{}.</p>\n<p><a href=\"javascript:history.back()\">Go back</a> to correct the form.</p></body></html>\n",
+            escape_html(message),
             reason = reason_phrase(status)
         );
         Response::new(status, TEXT_HTML, Body::Bytes(body.into_bytes()))
@@ -122,11 +122,12 @@ pub fn handle(
     id: &str,
     body: &[u8],
     respond: Respond,
+    pages: &ErrorPages,
 ) {
     let collection = &endpoint.collection;
     let result = match (endpoint.item, req.method) {
         (false, Method::Get | Method::Head) => list(collection, store, req),
-        (false, Method::Post) => return create(endpoint, store, req, body, respond),
+        (false, Method::Post) => return create(endpoint, store, req, body, respond, pages),
         (true, Method::Get | Method::Head) => get(collection, store, req, id),
         (true, Method::Put | Method::Patch | Method::Delete) => {
             return change(collection, store, req, id, body, respond);
@@ -139,12 +140,15 @@ pub fn handle(
 }
 
 fn unavailable(e: store::ReadError) -> Failure {
-    Failure::Http(HttpError::ServiceUnavailable(match e {
-        store::ReadError::TooSlow => {
-            "the query took too long; filtering or sorting many records needs `index = true` on the field"
-        }
-        store::ReadError::Failed(_) => "the database cannot be read",
-    }))
+    Failure::Http(match e {
+        store::ReadError::TooSlow => HttpError::ServiceUnavailable(
+            "the query took too long; filtering or sorting many records needs `index = true` on the field",
+        ),
+        store::ReadError::Failed(_) => HttpError::ServiceUnavailable("the database cannot be read"),
+        store::ReadError::CursorGone => HttpError::Gone(
+            "the record this page continues after was deleted; start again from the first page",
+        ),
+    })
 }
 
 /// `GET /things`: a page of records, oldest first unless sorted, with a link to the next.
@@ -161,8 +165,8 @@ fn list(collection: &Collection, store: &dyn Store, req: &Request) -> Result<Res
     }
     body.extend_from_slice(b"]\n");
     let mut response = json(200, body).header("Cache-Control", "no-cache");
-    if let Some(next) = &page.next {
-        let link = query::next_link(req.path(), req.query(), &query, next);
+    if let Some(next) = page.next {
+        let link = query::next_link(req.path(), req.query(), next);
         response = response.header("Link", link);
     }
     Ok(response)
@@ -198,12 +202,21 @@ pub fn answer_cached(
     Some(record_answer(req, &record))
 }
 
-/// A record, or 304 when `If-None-Match` names its current version.
+/// A record; 412 when `If-Match` does not name its current version, else 304 when
+/// `If-None-Match` does (RFC 9110 §13.2.2).
 fn record_answer(req: &Request, record: &Record) -> Response {
     let etag = record.etag();
     if req
-        .header_str("if-none-match")
-        .is_some_and(|value| none_match_names(value, &etag))
+        .header_list("if-match")
+        .is_some_and(|value| !if_match_holds(&value, &etag))
+    {
+        return Failure::from(HttpError::PreconditionFailed)
+            .response()
+            .header("ETag", etag);
+    }
+    if req
+        .header_list("if-none-match")
+        .is_some_and(|value| none_match_names(&value, &etag))
     {
         return Response::empty(304).header("ETag", etag);
     }
@@ -212,14 +225,22 @@ fn record_answer(req: &Request, record: &Record) -> Response {
 
 /// `POST /things`: checks the fields, stores the record, and answers once it is durable:
 /// 201 with the record, or 303 to the page the collection names for a browser's form.
-fn create(endpoint: &Endpoint, store: &dyn Store, req: &Request, body: &[u8], respond: Respond) {
+fn create(
+    endpoint: &Endpoint,
+    store: &dyn Store,
+    req: &Request,
+    body: &[u8],
+    respond: Respond,
+    pages: &ErrorPages,
+) {
     let collection = Arc::clone(&endpoint.collection);
     let browser =
         req.media_type().as_deref() == Some(FORM) && prefers_html(req.header_str("accept"));
+    let pages = Arc::clone(pages);
     let finish = move |result: Result<Response, Failure>| {
         respond(match result {
             Ok(response) => response,
-            Err(failure) if browser => failure.page(),
+            Err(failure) if browser => failure.page(&pages),
             Err(failure) => failure.response(),
         })
     };
@@ -283,12 +304,15 @@ fn change_of(
     body: &[u8],
 ) -> Result<Write, Failure> {
     let id = record_id(id)?;
-    let if_match = req.header_str("if-match").map(str::to_owned);
-    if collection.require_if_match && if_match.is_none() {
+    let conditions = Conditions {
+        if_match: req.header_list("if-match"),
+        if_none_match: req.header_list("if-none-match"),
+    };
+    if collection.require_if_match && conditions.if_match.is_none() {
         return Err(HttpError::PreconditionRequired.into());
     }
     Ok(match req.method {
-        Method::Delete => Write::Delete { id, if_match },
+        Method::Delete => Write::Delete { id, conditions },
         Method::Put => {
             if req.media_type().as_deref() != Some(JSON) {
                 return Err(HttpError::UnsupportedMediaType(
@@ -299,7 +323,7 @@ fn change_of(
             let fields = collection.check(json_object(body)?)?;
             Write::Replace {
                 id,
-                if_match,
+                conditions,
                 fields,
             }
         }
@@ -314,7 +338,7 @@ fn change_of(
             collection.check_patch(&patch)?;
             Write::Patch {
                 id,
-                if_match,
+                conditions,
                 patch,
             }
         }
@@ -327,9 +351,10 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A record's id from its path segment; anything else names no record.
 fn record_id(text: &str) -> Result<i64, HttpError> {
+    // Decimal without sign or leading zeros: `01` is not another name of record 1.
     text.parse::<i64>()
         .ok()
-        .filter(|id| *id > 0 && text.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|id| *id > 0 && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()))
         .ok_or(HttpError::NotFound)
 }
 
@@ -362,6 +387,13 @@ fn fields_of(
     let collection = &endpoint.collection;
     let mut fields = match req.media_type().as_deref() {
         Some(JSON) => json_object(body)?,
+        Some(FORM) if looks_like_json(body) => {
+            return Err(Invalid::Malformed(
+                "the body was read as a form (Content-Type: application/x-www-form-urlencoded, what curl -d sends) but it looks like JSON: send JSON with Content-Type: application/json"
+                    .to_owned(),
+            )
+            .into());
+        }
         Some(FORM) => form_fields(collection, body, endpoint.lenient)?,
         _ => {
             return Err(HttpError::UnsupportedMediaType(
@@ -374,6 +406,14 @@ fn fields_of(
         fields.retain(|name, _| collection.field(name).is_some());
     }
     Ok(fields)
+}
+
+/// True for a body that is a JSON object or array sent as a form by mistake (`{"a": 1}`, which
+/// no form encoder writes).
+fn looks_like_json(body: &[u8]) -> bool {
+    let text = body.trim_ascii();
+    (text.starts_with(b"{") && text.ends_with(b"}"))
+        || (text.starts_with(b"[") && text.ends_with(b"]"))
 }
 
 /// A form's fields, typed as declared: numbers parsed, check boxes (`on`) as true, and empty
@@ -417,11 +457,15 @@ fn form_fields(
     Ok(fields)
 }
 
-/// The database collections live in: PostgreSQL when `store` names one, else SQLite under
-/// the data folder.
-pub fn open_store(server: &crate::config::Server) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match &server.store {
-        Some(url) => Arc::new(postgres::PgStore::open(&url.0)?),
-        None => Arc::new(sqlite::SqliteStore::open(&server.data, server.fsync)?),
+/// The database collections live in: PostgreSQL when `postgres` names one, else SQLite in
+/// the data folder `data`, writing with `fsync`.
+pub fn open_store(
+    postgres: Option<&str>,
+    data: &std::path::Path,
+    fsync: store::SyncMode,
+) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match postgres {
+        Some(url) => Arc::new(postgres::PgStore::open(url)?),
+        None => Arc::new(sqlite::SqliteStore::open(data, fsync)?),
     })
 }

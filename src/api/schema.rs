@@ -84,7 +84,14 @@ pub struct Collection {
     pub form_redirect: Option<String>,
     /// PUT, PATCH and DELETE must carry `If-Match` (428 without).
     pub require_if_match: bool,
+    /// A page ends before the record that would take its records past this many bytes.
+    pub max_page_bytes: usize,
+    /// Where it was declared (`routes.toml:42`), for messages about it.
+    pub origin: Option<String>,
 }
+
+/// Bytes of records on one page unless a collection says otherwise.
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// Why a record is refused: 400 for what is not a JSON object, 422 for content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,8 +277,12 @@ pub fn type_change(
     if old == new || (old == FieldType::Integer && new == FieldType::Number) || holding == 0 {
         return Ok(());
     }
+    let at = collection
+        .origin
+        .as_ref()
+        .map_or_else(String::new, |o| format!("{o}: "));
     anyhow::bail!(
-        "collection {}: field \"{field}\" cannot change from {} to {} while {holding} records hold a value for it (keep the type, or declare a new field)",
+        "{at}collection {}: field \"{field}\" cannot change from {} to {} while {holding} records hold a value for it (keep the type, or declare a new field)",
         collection.name,
         old.name(),
         new.name()
@@ -341,6 +352,8 @@ pub(crate) mod tests {
             ],
             form_redirect: None,
             require_if_match: false,
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+            origin: None,
         }
     }
 

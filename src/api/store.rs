@@ -67,8 +67,16 @@ impl Record {
     }
 }
 
-/// A change to a collection. `if_match` is the request's `If-Match` value, checked against
-/// the record's current entity tag in the same transaction as the change.
+/// A change's preconditions: the request's `If-Match` and `If-None-Match` (every line of
+/// each, joined), checked against the record's current entity tag in the same transaction
+/// as the change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+/// A change to a collection, under its conditions.
 #[derive(Debug, Clone)]
 pub enum Write {
     /// Fields already checked against the collection.
@@ -76,18 +84,18 @@ pub enum Write {
     /// Fields already checked against the collection.
     Replace {
         id: i64,
-        if_match: Option<String>,
+        conditions: Conditions,
         fields: Map<String, Value>,
     },
     /// A JSON merge patch, checked once applied to the current record.
     Patch {
         id: i64,
-        if_match: Option<String>,
+        conditions: Conditions,
         patch: Map<String, Value>,
     },
     Delete {
         id: i64,
-        if_match: Option<String>,
+        conditions: Conditions,
     },
 }
 
@@ -122,6 +130,8 @@ pub enum ReadError {
     /// The query ran past its time limit (a filter or sort on a field without an index, over
     /// many records) and was stopped.
     TooSlow,
+    /// The record a page was to continue after is gone (a sorted page cannot go on).
+    CursorGone,
 }
 
 /// Called once a write is durable (with the record as written; `None` after a delete) or has
@@ -136,7 +146,7 @@ pub struct Cursor {
 }
 
 /// What a page of a collection is made of.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PageQuery {
     /// Equality on declared fields, values already of the field's type.
     pub filters: Vec<(String, Value)>,
@@ -144,15 +154,35 @@ pub struct PageQuery {
     pub sort: Option<String>,
     /// Largest first.
     pub descending: bool,
-    pub after: Option<Cursor>,
+    /// The page starts after the record with this id (in the query's order).
+    pub after: Option<i64>,
     pub limit: usize,
+    /// The page ends before the record that would take its records' data past this many
+    /// bytes (it always holds one record).
+    pub max_bytes: usize,
 }
 
-/// One page, and where the next starts when there is more.
+/// Records on a page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: usize = 100;
+
+impl Default for PageQuery {
+    fn default() -> Self {
+        PageQuery {
+            filters: Vec::new(),
+            sort: None,
+            descending: false,
+            after: None,
+            limit: DEFAULT_LIMIT,
+            max_bytes: super::schema::DEFAULT_MAX_PAGE_BYTES,
+        }
+    }
+}
+
+/// One page, and the id of its last record when another page follows.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Page {
     pub records: Vec<Record>,
-    pub next: Option<Cursor>,
+    pub next: Option<i64>,
 }
 
 /// How writes reach the disk.

@@ -12,7 +12,7 @@ use super::Locator;
 use super::routes::check_route_path;
 use super::rules::{OneOrMany, RawCors, SiteRules};
 use crate::api::Endpoint;
-use crate::api::schema::{Collection, Field, FieldType};
+use crate::api::schema::{Collection, DEFAULT_MAX_PAGE_BYTES, Field, FieldType};
 use crate::http::{Method, Methods};
 use crate::routes::{Route, Target};
 
@@ -25,12 +25,14 @@ pub(super) struct RawCollection {
     fields: BTreeMap<String, Spanned<RawField>>,
     form_redirect: Option<String>,
     require_if_match: Option<bool>,
+    max_page_bytes: Option<usize>,
     methods: Option<Vec<String>>,
     compress: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
     cors: Option<RawCors>,
     auth: Option<String>,
     host: Option<OneOrMany>,
+    allow: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,8 @@ pub fn legacy_users() -> Collection {
         }],
         form_redirect: None,
         require_if_match: false,
+        max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+        origin: None,
     }
 }
 
@@ -157,15 +161,26 @@ pub(super) fn validate(
             set
         }
     };
+    let max_page_bytes = match raw.max_page_bytes {
+        None => DEFAULT_MAX_PAGE_BYTES,
+        Some(n) if (1024..=64 << 20).contains(&n) => n,
+        Some(_) => {
+            return Err(fail(
+                "`max_page_bytes` must be between 1024 and 67108864".to_owned(),
+            ));
+        }
+    };
     let collection = Arc::new(Collection {
         name: name.clone(),
         path: raw.path.clone(),
         fields,
         form_redirect: raw.form_redirect,
         require_if_match: raw.require_if_match.unwrap_or(false),
+        max_page_bytes,
+        origin: Some(format!("{}:{line}", at.file.display())),
     });
     let site = rules
-        .for_route(raw.headers, raw.cors, raw.auth, raw.host)
+        .for_route(raw.headers, raw.cors, raw.auth, raw.host, raw.allow)
         .map_err(fail)?;
     let mut routes = Vec::new();
     for (item, methods) in [(false, &LIST_METHODS[..]), (true, &RECORD_METHODS[..])] {
@@ -191,6 +206,7 @@ pub(super) fn validate(
             headers: site.headers.clone(),
             cors: site.cors.clone(),
             auth: site.auth.clone(),
+            allow: site.allow.clone(),
         });
     }
     Ok((collection, routes))

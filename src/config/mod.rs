@@ -44,6 +44,8 @@ pub struct Config {
     pub headers: Option<Arc<HeaderSet>>,
     /// Declared collections (and `users` when the old user actions need it).
     pub collections: Vec<Arc<Collection>>,
+    /// What was accepted but is worth saying (printed at start and at each reload).
+    pub warnings: Vec<String>,
 }
 
 /// Values given on the command line; each one overrides the routes file.
@@ -70,6 +72,10 @@ pub struct Overrides {
     pub cors: bool,
     /// `--auth USER:PHC`, repeatable.
     pub auth: Vec<String>,
+    /// `--trusted-proxy NET`, repeatable.
+    pub trusted_proxies: Vec<String>,
+    /// `--cache-control VALUE`: for file, page and folder routes that set none.
+    pub cache_control: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -103,7 +109,11 @@ impl Config {
         };
         let raw: RawFile = toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| at.line_col(s.start)).unwrap_or_default();
-            anyhow!("{}:{line}: {}", source.display(), e.message().trim_end())
+            anyhow!(
+                "{}:{line}: {}",
+                source.display(),
+                plain_types(e.message().trim_end())
+            )
         })?;
         let base = match source.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -168,6 +178,18 @@ impl Config {
             routes.push(Route { line, ..route });
         }
         routes.extend(own_routes);
+        default_cache_control(&mut routes, overrides)?;
+        if !overrides.auth.is_empty()
+            && !routes
+                .iter()
+                .any(|r| r.auth.as_ref().is_some_and(|a| a.name == rules::FLAG_REALM))
+        {
+            bail!(
+                "--auth: no route of {} says auth = \"{}\"; add it to the routes to protect (with --config, --auth fills that realm and protects nothing else)",
+                source.display(),
+                rules::FLAG_REALM
+            );
+        }
         let mut collections = declared;
         collections.extend(legacy);
         let types = content_types(raw.types, &at)?;
@@ -180,6 +202,7 @@ impl Config {
             error_pages,
             headers: (!site.headers.is_empty()).then(|| Arc::new(site.headers)),
             collections,
+            warnings: site.warnings,
         })
     }
 
@@ -194,9 +217,9 @@ impl Config {
         let site = SiteRules::load(BTreeMap::new(), None, BTreeMap::new(), overrides, &at)?;
         let auth = (!overrides.auth.is_empty()).then(|| rules::FLAG_REALM.to_owned());
         let rules = site
-            .for_route(None, None, auth, None)
+            .for_route(None, None, auth, None, None)
             .map_err(anyhow::Error::msg)?;
-        let route = Route {
+        let mut routes = vec![Route {
             path: "/".to_owned(),
             methods: Target::Dir(DirSpec::default()).default_methods(),
             target: Target::Dir(DirSpec {
@@ -212,15 +235,18 @@ impl Config {
             headers: rules.headers,
             cors: rules.cors,
             auth: rules.auth,
-        };
+            allow: None,
+        }];
+        default_cache_control(&mut routes, overrides)?;
         Ok(Config {
             source: None,
             server,
-            routes: vec![route],
+            routes,
             types: HashMap::new(),
             error_pages: HashMap::new(),
             headers: (!site.headers.is_empty()).then(|| Arc::new(site.headers)),
             collections: Vec::new(),
+            warnings: site.warnings,
         })
     }
 
@@ -231,6 +257,50 @@ impl Config {
 }
 
 /// Turns byte offsets of the routes file into line numbers.
+/// `--cache-control` on the file, page and folder routes that set no `cache_control`.
+fn default_cache_control(routes: &mut [Route], overrides: &Overrides) -> Result<()> {
+    let Some(value) = &overrides.cache_control else {
+        return Ok(());
+    };
+    routes::check_header_value(value).map_err(|m| anyhow!("--cache-control {m}"))?;
+    for route in routes {
+        let slot = match &mut route.target {
+            Target::File(spec) | Target::Page(spec) => &mut spec.cache_control,
+            Target::Dir(spec) => &mut spec.cache_control,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value.clone());
+        }
+    }
+    Ok(())
+}
+
+/// A TOML error's Rust type names in words: "expected u16" says "expected a whole number
+/// from 0 to 65535".
+fn plain_types(message: &str) -> String {
+    let words = [
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected usize", "expected a whole number of 0 or more"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        (
+            "expected a sequence",
+            "expected a list such as [\"a\", \"b\"]",
+        ),
+    ];
+    let mut text = message.to_owned();
+    for (rust, plain) in words {
+        text = text.replace(rust, plain);
+    }
+    text
+}
+
 struct Locator<'a> {
     file: &'a Path,
     text: &'a str,

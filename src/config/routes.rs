@@ -17,6 +17,7 @@ use crate::http::response::TEXT_HTML;
 use crate::http::{Method, Methods};
 use crate::path::{Exposure, Symlinks};
 use crate::routes::{Action, DirSpec, FileSpec, RedirectSpec, Route, Target};
+use crate::rules::proxies::Net;
 use std::sync::Arc;
 
 pub const DEFAULT_INDEX: &str = "index.html";
@@ -50,6 +51,7 @@ pub(super) struct RawRoute {
     cors: Option<RawCors>,
     auth: Option<String>,
     host: Option<OneOrMany>,
+    allow: Option<Vec<String>>,
 }
 
 /// The actions of earlier versions that kept users, now routes onto the `users` collection:
@@ -285,8 +287,9 @@ pub(super) fn validate_route(
         }
     };
     let rules = rules
-        .for_route(raw.headers, raw.cors, raw.auth, raw.host)
+        .for_route(raw.headers, raw.cors, raw.auth, raw.host, raw.allow)
         .map_err(fail)?;
+    let target_is_metrics = matches!(target, Target::Action(Action::Metrics));
     Ok(Route {
         path: raw.path,
         methods,
@@ -296,8 +299,21 @@ pub(super) fn validate_route(
         hosts: rules.hosts,
         headers: rules.headers,
         cors: rules.cors,
+        allow: rules.allow.or_else(|| {
+            // Metrics name every route and count its logins: only this machine reads them,
+            // unless the route says who else may (`auth` or `allow`).
+            (target_is_metrics && rules.auth.is_none()).then(loopback)
+        }),
         auth: rules.auth,
     })
+}
+
+/// Loopback addresses, IPv4 and IPv6.
+fn loopback() -> Arc<[Net]> {
+    ["127.0.0.0/8", "::1"]
+        .iter()
+        .map(|n| Net::parse(n).expect("a valid network"))
+        .collect()
 }
 
 /// `redirect = "..."` with `status`: a path on this site or an absolute http(s) URL, written
@@ -437,7 +453,7 @@ pub(super) fn error_pages(
 }
 
 /// A value that can be sent as a header field value as it is.
-fn check_header_value(value: &str) -> Result<(), &'static str> {
+pub(super) fn check_header_value(value: &str) -> Result<(), &'static str> {
     if value.is_empty() || value.chars().any(|c| c.is_control() || !c.is_ascii()) {
         return Err("must be non-empty printable ASCII");
     }

@@ -15,6 +15,7 @@ use crate::rules::auth::Realm;
 use crate::rules::cors::Cors;
 use crate::rules::headers::{self, HeaderSet};
 use crate::rules::hosts::HostPattern;
+use crate::rules::proxies::Net;
 
 /// A string or a list of strings.
 #[derive(Deserialize, Debug, Clone)]
@@ -58,6 +59,8 @@ pub(super) struct SiteRules {
     pub headers: HeaderSet,
     pub cors: Option<Arc<Cors>>,
     pub realms: HashMap<String, Arc<Realm>>,
+    /// What is accepted but worth saying at load (file:line and key first).
+    pub warnings: Vec<String>,
 }
 
 /// The name of the realm `--auth` users belong to.
@@ -109,14 +112,30 @@ impl SiteRules {
             (false, None) => None,
         };
         let mut realms = HashMap::new();
+        let mut warnings = Vec::new();
         for (name, raw) in auth {
             let span = raw.span();
             let users: HashMap<String, String> = raw.into_inner().users.into_iter().collect();
-            let realm = Realm::new(name.get_ref().clone(), users)
-                .map_err(|why| at.key_error(span, format!("[auth.{}] {why}", name.get_ref())))?;
+            let (realm, notes) = Realm::new(name.get_ref().clone(), users).map_err(|why| {
+                at.key_error(span.clone(), format!("[auth.{}] {why}", name.get_ref()))
+            })?;
+            for note in notes {
+                warnings.push(format!(
+                    "{}:{}: [auth.{}] {note}",
+                    at.file.display(),
+                    at.line(span.start),
+                    name.get_ref()
+                ));
+            }
             realms.insert(name.into_inner(), Arc::new(realm));
         }
         if !cli.auth.is_empty() {
+            if realms.contains_key(FLAG_REALM) {
+                anyhow::bail!(
+                    "--auth: {} already declares [auth.{FLAG_REALM}]; add the user there, or drop --auth",
+                    at.file.display()
+                );
+            }
             let mut users = HashMap::new();
             for flag in &cli.auth {
                 let (user, phc) = flag.split_once(':').ok_or_else(|| {
@@ -124,14 +143,16 @@ impl SiteRules {
                 })?;
                 users.insert(user.to_owned(), phc.to_owned());
             }
-            let realm = Realm::new(FLAG_REALM.to_owned(), users)
+            let (realm, notes) = Realm::new(FLAG_REALM.to_owned(), users)
                 .map_err(|why| anyhow::anyhow!("--auth: {why}"))?;
+            warnings.extend(notes.into_iter().map(|note| format!("--auth: {note}")));
             realms.insert(FLAG_REALM.to_owned(), Arc::new(realm));
         }
         Ok(SiteRules {
             headers: set,
             cors,
             realms,
+            warnings,
         })
     }
 
@@ -143,6 +164,7 @@ impl SiteRules {
         cors: Option<RawCors>,
         auth: Option<String>,
         hosts: Option<OneOrMany>,
+        allow: Option<Vec<String>>,
     ) -> Result<RouteRules, String> {
         let mut set = self.headers.clone();
         if let Some(own) = headers {
@@ -179,11 +201,26 @@ impl SiteRules {
             }
         }
         patterns.sort();
+        let allow = match allow {
+            None => None,
+            Some(list) => {
+                let nets = list
+                    .iter()
+                    .map(|n| Net::parse(n))
+                    .collect::<Result<Vec<Net>, String>>()
+                    .map_err(|why| format!("`allow`: {why}"))?;
+                if nets.is_empty() {
+                    return Err("`allow` is empty: no one could use the route".to_owned());
+                }
+                Some(Arc::from(nets))
+            }
+        };
         Ok(RouteRules {
             headers: (!set.is_empty()).then(|| Arc::new(set)),
             cors,
             auth,
             hosts: patterns,
+            allow,
         })
     }
 }
@@ -194,6 +231,7 @@ pub(super) struct RouteRules {
     pub cors: Option<Arc<Cors>>,
     pub auth: Option<Arc<Realm>>,
     pub hosts: Vec<HostPattern>,
+    pub allow: Option<Arc<[Net]>>,
 }
 
 fn cors_from(raw: RawCors) -> Result<Cors, String> {

@@ -13,6 +13,7 @@ use super::{Locator, Overrides};
 use crate::api::store::SyncMode;
 use crate::http::Limits;
 use crate::http::request::MAX_HEADERS_CEILING;
+use crate::rules::proxies::{Net, TrustedProxies};
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 8080;
@@ -54,6 +55,8 @@ pub struct Server {
     pub redirect_http: Option<u16>,
     /// Compression on the fly.
     pub compression: crate::compress::Settings,
+    /// Peers whose word about the client's address is taken.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A database URL, which may hold a password: shown without it.
@@ -126,6 +129,7 @@ pub(super) struct RawServer {
     fsync: Option<Spanned<String>>,
     store: Option<String>,
     access_log: Option<PathBuf>,
+    trusted_proxies: Option<Spanned<Vec<String>>>,
     max_listing_entries: Option<Spanned<usize>>,
     tls: Option<Spanned<RawTls>>,
     compression: Option<Spanned<RawCompression>>,
@@ -288,10 +292,14 @@ pub(super) fn server_settings(
     let (tls, redirect_http) = tls_settings(raw.tls, base, cli, at)?;
     let port = cli.port.or(raw.port).unwrap_or(DEFAULT_PORT);
     if redirect_http.is_some_and(|r| r == port && port != 0) {
-        return Err(anyhow::anyhow!(
-            "{}: redirect_http ({port}) must differ from the TLS port",
-            at.file.display()
-        ));
+        return Err(if at.text.is_empty() {
+            anyhow::anyhow!("--redirect-http ({port}) must differ from --port")
+        } else {
+            anyhow::anyhow!(
+                "{}: redirect_http ({port}) must differ from the TLS port",
+                at.file.display()
+            )
+        });
     }
     let data = cli
         .data
@@ -300,6 +308,22 @@ pub(super) fn server_settings(
     let compression = crate::compress::Settings {
         spool: Some(data.clone()),
         ..compression_settings(raw.compression, cli, at)?
+    };
+    let trusted_proxies = if cli.trusted_proxies.is_empty() {
+        let span = raw.trusted_proxies.as_ref().map_or(0..0, |l| l.span());
+        let list = raw
+            .trusted_proxies
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let nets = list
+            .iter()
+            .map(|n| Net::parse(n))
+            .collect::<Result<Vec<_>, _>>();
+        nets.map_err(|why| at.key_error(span, format!("[server] trusted_proxies: {why}")))?
+    } else {
+        let nets = cli.trusted_proxies.iter().map(|n| Net::parse(n));
+        nets.collect::<Result<Vec<_>, _>>()
+            .map_err(|why| anyhow::anyhow!("--trusted-proxy: {why}"))?
     };
     Ok(Server {
         host: cli
@@ -331,6 +355,7 @@ pub(super) fn server_settings(
         tls,
         redirect_http,
         compression,
+        trusted_proxies: TrustedProxies(trusted_proxies),
     })
 }
 
@@ -411,7 +436,14 @@ fn tls_settings(
 ) -> Result<(Option<TlsSettings>, Option<u16>)> {
     let span = raw.as_ref().map_or(0..0, |r| r.span());
     let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-    let fail = |why: &str| at.key_error(span.clone(), format!("[server.tls] {why}"));
+    // In folder mode every setting came from a flag: the message names the flags alone.
+    let fail = |why: &str, flags: &str| {
+        if at.text.is_empty() {
+            anyhow::anyhow!("{flags}")
+        } else {
+            at.key_error(span.clone(), format!("[server.tls] {why}"))
+        }
+    };
     let cert = cli.tls_cert.clone().or(raw.cert.map(|p| base.join(p)));
     let key = cli.tls_key.clone().or(raw.key.map(|p| base.join(p)));
     let self_signed = cli.tls_self_signed || raw.self_signed.unwrap_or(false);
@@ -421,16 +453,28 @@ fn tls_settings(
         (Some(_), _, true) | (_, Some(_), true) => {
             return Err(fail(
                 "self_signed cannot be combined with cert and key: choose one",
+                "--tls-self-signed cannot go with --tls-cert or --tls-key: choose one",
             ));
         }
         (Some(cert), Some(key), false) => Some(TlsSettings::Files { cert, key }),
-        (Some(_), None, false) => return Err(fail("cert needs a key (--tls-key)")),
-        (None, Some(_), false) => return Err(fail("key needs a cert (--tls-cert)")),
+        (Some(_), None, false) => {
+            return Err(fail(
+                "cert needs a key (key = \"...\", or --tls-key)",
+                "--tls-cert needs --tls-key (the certificate's private key)",
+            ));
+        }
+        (None, Some(_), false) => {
+            return Err(fail(
+                "key needs a cert (cert = \"...\", or --tls-cert)",
+                "--tls-key needs --tls-cert (the certificate chain)",
+            ));
+        }
     };
     let redirect_http = cli.redirect_http.or(raw.redirect_http);
     if redirect_http.is_some() && tls.is_none() {
         return Err(fail(
             "redirect_http needs TLS: give cert and key, or self_signed = true",
+            "--redirect-http needs HTTPS: add --tls-cert and --tls-key, or --tls-self-signed",
         ));
     }
     Ok((tls, redirect_http))

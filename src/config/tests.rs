@@ -255,7 +255,7 @@ fn each_mistake_names_file_line_and_key() {
         ),
         (
             "[server.tls]\ncert = \"a.pem\"\n".into(),
-            "routes.toml:1: [server.tls] cert needs a key (--tls-key)",
+            "routes.toml:1: [server.tls] cert needs a key (key = \"...\", or --tls-key)",
         ),
         (
             "[server.tls]\nself_signed = true\ncert = \"a.pem\"\nkey = \"a.key\"\n".into(),

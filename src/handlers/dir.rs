@@ -15,6 +15,10 @@ use std::sync::Arc;
 pub enum Served {
     /// A file (or a folder's index file): the caller answers from the set and may cache it.
     File(FileSet),
+    /// A file found under another name than the request's (a clean URL's `.html`, a folder's
+    /// index, the fallback): its path below the mount. Another route may own that path; the
+    /// caller decides (an internal redirect, as nginx's `try_files`).
+    Found(FileSet, String),
     /// A folder's listing, which the caller may cache too.
     Listing(Arc<Listing>),
     /// A redirect to the slash form of a folder.
@@ -46,7 +50,7 @@ pub fn serve(
                 let mut set = open(fallback)?;
                 // Should a real file appear at this path, it wins at once.
                 set.watch_missing(spec.folder.join(rest));
-                Ok(Served::File(set))
+                Ok(Served::Found(set, fallback.clone()))
             }
             None => Err(HttpError::NotFound),
         },
@@ -91,11 +95,15 @@ fn find(
             }
             let mut set = open(&html)?;
             set.watch_missing(spec.folder.join(rest));
-            return Ok(Served::File(set));
+            return Ok(Served::Found(set, html));
         }
         Err(e) => return Err(e),
     };
     if !target.is_dir() {
+        // A file has no slash form: `/a.txt/` names nothing.
+        if path.ends_with('/') {
+            return Err(HttpError::NotFound);
+        }
         return open(rest).map(Served::File);
     }
     if !path.ends_with('/') {
@@ -107,7 +115,7 @@ fn find(
     }
     let index = format!("{rest}{}", spec.index);
     if is_file(&index) {
-        return open(&index).map(Served::File);
+        return open(&index).map(|set| Served::Found(set, index));
     }
     if spec.listing {
         let page_size = spec.max_listing_entries;

@@ -7,24 +7,23 @@ pub mod file;
 pub mod listing;
 pub mod media;
 pub mod redirect;
+mod routing;
 pub mod site;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use crate::actions;
 use crate::api::{self, store::Store};
 use crate::compress::{self, Settings};
 use crate::config::Config;
-use crate::http::response::{Body, ErrorFormat, Respond, Response, TEXT_HTML};
-use crate::http::{HttpError, Method, Methods, Request};
-use crate::path::{self, Exposure, Symlinks};
+use crate::http::response::{ErrorFormat, ErrorPages, Respond, Response};
+use crate::http::{HttpError, Method, Request};
+use crate::path::{Exposure, Symlinks};
 use crate::router::{Found, Router};
 use crate::routes::{Route, Target};
-use crate::rules::auth::{self, Check, Credentials};
+use crate::rules::guard::{self, Attempt};
 use crate::rules::headers::HeaderSet;
 use crate::rules::hosts::request_host;
 use file::{FileOptions, FileSet};
@@ -36,7 +35,7 @@ pub struct App {
     router: Router,
     store: Option<Arc<dyn Store>>,
     types: ContentTypes,
-    error_pages: HashMap<u16, bytes::Bytes>,
+    error_pages: ErrorPages,
     /// Recently listed folders, shared by every loop and worker.
     listings: Listings,
     /// Compression on the fly, when on.
@@ -55,7 +54,7 @@ pub enum Dispatch {
 }
 
 /// A request matched to a route.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Routed {
     index: usize,
     /// The route's index, a NUL, then the normalised request path: the key of what a loop
@@ -65,8 +64,12 @@ pub struct Routed {
     path_at: usize,
     /// The `{id}` value, or the path inside a `dir` route.
     rest: String,
-    /// Credentials to verify (on a worker) before anything else, and who sent them.
-    verify: Option<Box<(Credentials, IpAddr)>>,
+    /// A login to verify (on the login threads) before anything else.
+    verify: Option<Box<Attempt>>,
+    /// Who asked (for the routing of an internal redirect).
+    client: IpAddr,
+    /// Reached by an internal redirect: a further one is not followed.
+    internal: bool,
 }
 
 impl Routed {
@@ -85,7 +88,7 @@ impl Routed {
         self.index
     }
 
-    /// True when its credentials must be verified on a worker first (no cached answer).
+    /// True when its credentials must be verified first (no cached answer).
     pub fn needs_verification(&self) -> bool {
         self.verify.is_some()
     }
@@ -151,6 +154,15 @@ impl Reply {
         }
     }
 
+    /// The same destination, but what its answer is made from is never kept (an answer that
+    /// depends on more than the path: an internal redirect's, behind another route's auth).
+    pub fn uncached(mut self) -> Reply {
+        match self.to.take() {
+            Some(to) => Reply::new(move |response, _| to(response, None)),
+            None => self,
+        }
+    }
+
     pub fn send(self, response: Response) {
         self.finish(response, None);
     }
@@ -182,7 +194,7 @@ impl App {
             router: Router::new(routes),
             store,
             types: ContentTypes::default(),
-            error_pages: HashMap::new(),
+            error_pages: ErrorPages::default(),
             listings: Listings::default(),
             compression: None,
             headers: None,
@@ -193,7 +205,7 @@ impl App {
     pub fn from_config(config: &Config, store: Option<Arc<dyn Store>>) -> App {
         App {
             types: ContentTypes::new(config.types.clone()),
-            error_pages: config.error_pages.clone(),
+            error_pages: Arc::new(config.error_pages.clone()),
             compression: Some(config.server.compression.clone()).filter(|c| c.enabled),
             headers: config.headers.clone(),
             ..App::new(config.routes.clone(), store)
@@ -202,85 +214,6 @@ impl App {
 
     pub fn routes(&self) -> &[Route] {
         self.router.routes()
-    }
-
-    /// Decides what a request from `peer` needs, from its head alone: cheap and free of I/O.
-    /// Host, then route, then a CORS preflight (which carries no credentials), then auth,
-    /// then the method, then a redirect; what is left runs the route's handler.
-    pub fn route(&self, req: &Request, peer: IpAddr) -> Dispatch {
-        if req.target() == "*" {
-            let all = self.routes().iter().fold(Methods::NONE, |set, r| {
-                r.methods.iter().fold(set, |set, m| set.with(m))
-            });
-            let response = Response::empty(204).header("Allow", all.allow_header());
-            return Dispatch::Answer(response, None);
-        }
-        let path = match path::normalize(req.path()) {
-            Ok(path) => path,
-            Err(e) => return Dispatch::Answer(self.error(e, ErrorFormat::Text), None),
-        };
-        let host = if self.router.has_hosts() {
-            request_host(req)
-        } else {
-            None
-        };
-        let (index, route, rest) = match self.router.find(host.as_deref(), &path) {
-            Found::NotFound => {
-                return Dispatch::Answer(self.error(HttpError::NotFound, ErrorFormat::Text), None);
-            }
-            Found::AddSlash(_) => {
-                let mut location = listing::encode_path(&path);
-                location.push('/');
-                if let Some(query) = req.query() {
-                    location.push('?');
-                    location.push_str(query);
-                }
-                return Dispatch::Answer(Response::empty(301).header("Location", location), None);
-            }
-            Found::Route { index, route, rest } => (index, route, rest),
-        };
-        let answer = |response| Dispatch::Answer(response, Some(index));
-        let format = error_format(route);
-        if let Some(preflight) = route
-            .cors
-            .as_ref()
-            .and_then(|cors| cors.preflight(req, route.methods))
-        {
-            return answer(preflight);
-        }
-        let mut verify = None;
-        if let Some(realm) = &route.auth {
-            match auth::guard().check(realm, req, peer, Instant::now()) {
-                Check::Allowed => {}
-                Check::Challenge => return answer(site::challenge(realm, format)),
-                Check::Locked => return answer(site::locked(format)),
-                Check::Verify(credentials) => verify = Some(Box::new((credentials, peer))),
-            }
-        }
-        if req.method == Method::Options {
-            let allow = route.methods.allow_header();
-            return answer(Response::empty(204).header("Allow", allow));
-        }
-        if !route.methods.contains(req.method) {
-            let err = HttpError::MethodNotAllowed(route.methods);
-            return answer(self.error(err, format));
-        }
-        if let Target::Redirect(spec) = &route.target
-            && verify.is_none()
-        {
-            return answer(site::redirect(spec, rest, req));
-        }
-        let rest = rest.to_owned();
-        let mut key = format!("{index}\0");
-        let path_at = key.len();
-        key.push_str(&path);
-        Dispatch::Run(Routed {
-            index,
-            key,
-            path_at,
-            rest,
-            verify,
-        })
     }
 
     /// Compression settings for a route's responses, unless off for it or everywhere.
@@ -334,13 +267,10 @@ impl App {
     /// Blocking work happens here, on a worker thread.
     pub fn handle(&self, req: &Request, routed: &Routed, body: &[u8], reply: Reply) {
         let route = self.router.route(routed.index);
-        if let (Some(realm), Some(verify)) = (&route.auth, &routed.verify) {
-            let (credentials, peer) = &**verify;
-            if !auth::guard().verify(realm, credentials, *peer) {
-                let format = error_format(route);
-                return reply.send(site::challenge(realm, format));
-            }
-        }
+        debug_assert!(
+            routed.verify.is_none(),
+            "a login is verified before `handle`"
+        );
         let result = match &route.target {
             Target::Redirect(spec) => {
                 return reply.send(site::redirect(spec, &routed.rest, req));
@@ -386,11 +316,25 @@ impl App {
                         accept.as_deref(),
                     ));
                 });
-                return api::handle(endpoint, store, req, &routed.rest, body, respond);
+                return api::handle(
+                    endpoint,
+                    store,
+                    req,
+                    &routed.rest,
+                    body,
+                    respond,
+                    &self.error_pages,
+                );
             }
         };
         let source = match result {
             Ok(dir::Served::File(set)) => Cacheable::File(Arc::new(set)),
+            Ok(dir::Served::Found(set, rel)) => match self.owner_elsewhere(req, routed, &rel) {
+                // Another route owns what the path led to: its rules (auth above all) decide,
+                // and the answer is not kept under this path.
+                Some(target) => return self.internal(req, routed, &target, body, reply),
+                None => Cacheable::File(Arc::new(set)),
+            },
             Ok(dir::Served::Listing(listing)) => Cacheable::Listing(listing),
             Ok(dir::Served::Other(response)) => return reply.send(response),
             Err(e) => return reply.send(self.error_response(routed, e)),
@@ -399,6 +343,55 @@ impl App {
             .respond(req)
             .unwrap_or_else(|e| self.error_response(routed, e));
         reply.send_cacheable(response, source);
+    }
+
+    /// The URL path of `rel` (below a folder route's mount) when another route owns it.
+    fn owner_elsewhere(&self, req: &Request, routed: &Routed, rel: &str) -> Option<String> {
+        if routed.internal {
+            return None;
+        }
+        let mount = &self.router.route(routed.index).path;
+        let url = format!("{}/{rel}", mount.trim_end_matches('/'));
+        let host = self.router.has_hosts().then(|| request_host(req)).flatten();
+        match self.router.find(host.as_deref(), &url) {
+            Found::Route { index, .. } if index != routed.index => Some(url),
+            _ => None,
+        }
+    }
+
+    /// Answers `req` as a request for `target` would be answered (an internal redirect, as
+    /// nginx's `try_files`): routed afresh, its login verified here, then handled; a further
+    /// internal redirect is not followed.
+    fn internal(&self, req: &Request, routed: &Routed, target: &str, body: &[u8], reply: Reply) {
+        let mut uri = listing::encode_path(target);
+        if let Some(query) = req.query() {
+            uri.push('?');
+            uri.push_str(query);
+        }
+        let inner = req.with_target(uri);
+        let reply = reply.uncached();
+        match self.route(&inner, routed.client) {
+            Dispatch::Answer(response, _) => reply.send(response),
+            Dispatch::Run(next) => match self.login(next) {
+                Ok(mut next) => {
+                    next.internal = true;
+                    self.handle(&inner, &next, body, reply);
+                }
+                Err(refusal) => reply.send(*refusal),
+            },
+        }
+    }
+
+    /// Verifies the login a routed request carries (argon2: slow, on the login threads);
+    /// `Err` holds the 401 for a wrong one.
+    pub fn login(&self, mut routed: Routed) -> Result<Routed, Box<Response>> {
+        let route = self.router.route(routed.index);
+        if let (Some(realm), Some(attempt)) = (&route.auth, routed.verify.take())
+            && !guard::guard().verify(realm, *attempt)
+        {
+            return Err(Box::new(site::challenge(realm, error_format(route))));
+        }
+        Ok(routed)
     }
 
     /// Answers a request from something kept for its path whose answer needs rendering first
@@ -418,14 +411,15 @@ impl App {
     /// The answer to an error: JSON for actions; otherwise the custom page for its status
     /// when `[errors]` names one, or a one-line text body.
     pub fn error(&self, err: HttpError, format: ErrorFormat) -> Response {
-        let mut response = Response::error(err, format);
-        if format == ErrorFormat::Text
-            && let Some(page) = self.error_pages.get(&response.status)
-        {
-            response.content_type = TEXT_HTML.into();
-            response.body = Body::shared(page.clone());
+        let response = Response::error(err, format);
+        match self.error_pages.get(&response.status) {
+            Some(page) if format == ErrorFormat::Text => {
+                let mut page = Response::page(response.status, page, err.message());
+                page.headers = response.headers;
+                page
+            }
+            _ => response,
         }
-        response
     }
 }
 

@@ -8,7 +8,7 @@ use crate::http::response::{Body, ErrorFormat, Response, TEXT_PLAIN};
 
 /// The answer to any request on the redirect listener, sending it to `https_port`.
 pub fn to_https(req: &Request, https_port: u16) -> Response {
-    let Some(host) = req.header_str("host").and_then(host_name) else {
+    let Some(host) = req.host().and_then(host_name) else {
         return Response::error(
             HttpError::BadRequest("missing or malformed Host header"),
             ErrorFormat::Text,

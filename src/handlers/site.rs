@@ -9,7 +9,8 @@ use super::listing::encode_path;
 use crate::http::response::{Body, ErrorFormat, Response, TEXT_PLAIN};
 use crate::http::{HttpError, Request};
 use crate::routes::{RedirectSpec, Route};
-use crate::rules::auth::{self, Realm};
+use crate::rules::auth::Realm;
+use crate::rules::guard;
 
 /// The answer of a redirect route: its target, then (below a prefix route) the rest of the
 /// path, then the request's query. Only the target written in routes.toml decides where.
@@ -40,11 +41,19 @@ pub fn challenge(realm: &Realm, format: ErrorFormat) -> Response {
     Response::error(err, format).header("WWW-Authenticate", realm.challenge())
 }
 
-/// 429 for an address that failed too often.
+/// 429 for an address that tried too many passwords.
 pub fn locked(format: ErrorFormat) -> Response {
-    let err =
-        HttpError::TooManyRequests("too many failed logins from this address; try again later");
-    Response::error(err, format).header("Retry-After", auth::lockout_seconds().to_string())
+    let err = HttpError::TooManyRequests("too many logins from this address; try again later");
+    Response::error(err, format).header("Retry-After", guard::LOCKOUT.as_secs().to_string())
+}
+
+/// 429 for a login sent while another from the same address (or for the same user) is
+/// still being checked.
+pub fn busy(format: ErrorFormat) -> Response {
+    let err = HttpError::TooManyRequests(
+        "a login from this address or for this user is being checked; retry in a second",
+    );
+    Response::error(err, format).header("Retry-After", "1")
 }
 
 impl App {

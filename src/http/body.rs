@@ -62,6 +62,14 @@ pub struct Progress {
 
 impl BodyDecoder {
     /// The decoder for a request's framing, or `None` when it has no body.
+    /// Body bytes still to come, when the framing says (Content-Length).
+    pub fn remaining(&self) -> Option<u64> {
+        match self {
+            BodyDecoder::Length { remaining } => Some(*remaining),
+            _ => None,
+        }
+    }
+
     pub fn new(framing: Framing) -> Option<BodyDecoder> {
         match framing {
             Framing::None => None,

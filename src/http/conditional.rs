@@ -45,8 +45,8 @@ pub enum Precondition {
 pub fn evaluate(req: &Request, current: &Validators) -> Precondition {
     let get_or_head = matches!(req.method, Method::Get | Method::Head);
     // Step 1 and 2: If-Match, else If-Unmodified-Since.
-    if let Some(value) = req.header_str("if-match") {
-        if !tag_list_matches(value, &current.etag, Comparison::Strong) {
+    if let Some(value) = req.header_list("if-match") {
+        if !tag_list_matches(&value, &current.etag, Comparison::Strong) {
             return Precondition::Failed;
         }
     } else if let Some(date) = req.header_str("if-unmodified-since").and_then(parse_date)
@@ -55,8 +55,8 @@ pub fn evaluate(req: &Request, current: &Validators) -> Precondition {
         return Precondition::Failed;
     }
     // Step 3 and 4: If-None-Match, else If-Modified-Since (GET and HEAD only).
-    if let Some(value) = req.header_str("if-none-match") {
-        if tag_list_matches(value, &current.etag, Comparison::Weak) {
+    if let Some(value) = req.header_list("if-none-match") {
+        if tag_list_matches(&value, &current.etag, Comparison::Weak) {
             return if get_or_head {
                 Precondition::NotModified
             } else {

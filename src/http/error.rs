@@ -16,6 +16,8 @@ pub enum HttpError {
     /// The client refuses every content coding on offer, identity included.
     NotAcceptable,
     RequestTimeout,
+    /// What the request refers to existed and is gone for good.
+    Gone(&'static str),
     /// A precondition header (If-Match, If-Unmodified-Since, If-None-Match) did not hold.
     PreconditionFailed,
     /// The route requires `If-Match` on changes, and the request has none.
@@ -50,6 +52,7 @@ impl HttpError {
                 "Accept-Encoding refuses identity and every coding on offer",
             ),
             HttpError::RequestTimeout => (408, "request not received in time"),
+            HttpError::Gone(why) => (410, why),
             HttpError::PreconditionFailed => (412, "a precondition of the request did not hold"),
             HttpError::PreconditionRequired => (
                 428,
@@ -66,7 +69,9 @@ impl HttpError {
             HttpError::Internal(why) => (500, why),
             HttpError::NotImplemented(why) => (501, why),
             HttpError::ServiceUnavailable(why) => (503, why),
-            HttpError::VersionNotSupported => (505, "only HTTP/1.0 and HTTP/1.1 are supported"),
+            HttpError::VersionNotSupported => {
+                (505, "only HTTP/1.0, HTTP/1.1 and HTTP/2 are supported")
+            }
         }
     }
 
@@ -99,6 +104,8 @@ pub fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
         412 => "Precondition Failed",
         428 => "Precondition Required",
         413 => "Content Too Large",
@@ -113,6 +120,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        507 => "Insufficient Storage",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }

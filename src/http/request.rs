@@ -60,6 +60,9 @@ pub struct Request {
     pub expect_continue: bool,
     /// The target in origin form (`/path?query`), or `*`.
     target: String,
+    /// The host of an absolute-form target (`GET http://host/path`), which Host then does
+    /// not override (RFC 9112 §3.2.2).
+    authority: Option<String>,
     head: Vec<u8>,
     fields: Vec<(Range<usize>, Range<usize>)>,
 }
@@ -79,6 +82,14 @@ impl Request {
         &self.target
     }
 
+    /// The host the request is for: an absolute-form target's authority, else the Host
+    /// field (which HTTP/2's `:authority` fills).
+    pub fn host(&self) -> Option<&str> {
+        self.authority
+            .as_deref()
+            .or_else(|| self.header_str("host"))
+    }
+
     /// The path part of the target, still percent-encoded.
     pub fn path(&self) -> &str {
         self.target.split_once('?').map_or(&self.target, |(p, _)| p)
@@ -94,6 +105,25 @@ impl Request {
             .iter()
             .find(|(n, _)| self.head[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| &self.head[v.clone()])
+    }
+
+    /// Every field with this name as one list value (RFC 9110 §5.3: lines joined with ", "),
+    /// when there is at least one and all are valid UTF-8.
+    pub fn header_list(&self, name: &str) -> Option<String> {
+        let mut joined: Option<String> = None;
+        for (n, v) in &self.fields {
+            if self.head[n.clone()].eq_ignore_ascii_case(name.as_bytes()) {
+                let value = std::str::from_utf8(&self.head[v.clone()]).ok()?;
+                match &mut joined {
+                    None => joined = Some(value.to_owned()),
+                    Some(list) => {
+                        list.push_str(", ");
+                        list.push_str(value);
+                    }
+                }
+            }
+        }
+        joined
     }
 
     /// The first header field with this name, when it is valid UTF-8.
@@ -112,6 +142,14 @@ impl Request {
 
     pub fn is_head(&self) -> bool {
         self.method == Method::Head
+    }
+
+    /// The same request for another target (an internal redirect), in origin form.
+    pub fn with_target(&self, target: String) -> Request {
+        Request {
+            target,
+            ..self.clone()
+        }
     }
 
     /// The media type of the body, lower-cased, without parameters (`application/json`).
@@ -164,7 +202,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parse, HttpError> {
     if raw_target.len() > limits.max_uri_bytes {
         return Err(HttpError::UriTooLong);
     }
-    let target = origin_form(method, raw_target)?;
+    let (target, authority) = origin_form(method, raw_target)?;
     let version = match parsed.version {
         Some(0) => Version::Http10,
         _ => Version::Http11,
@@ -205,107 +243,11 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parse, HttpError> {
         keep_alive,
         expect_continue: facts.expect_continue && version == Version::Http11,
         target,
+        authority,
         head: data[..len].to_vec(),
         fields,
     };
     Ok(Parse::Complete(request, skip + len))
-}
-
-/// A request head built field by field from what another framing decoded (HTTP/2's HPACK),
-/// held to the same limits and checks as `parse_head`. Names arrive lower-case.
-#[derive(Debug, Default)]
-pub struct FieldsBuilder {
-    head: Vec<u8>,
-    fields: Vec<(Range<usize>, Range<usize>)>,
-    facts: HeadFacts,
-}
-
-impl FieldsBuilder {
-    /// Adds one field; an error says why the request cannot be served.
-    pub fn field(&mut self, name: &[u8], value: &[u8], limits: &Limits) -> Result<(), HttpError> {
-        if self.fields.len() >= limits.max_headers.clamp(1, MAX_HEADERS_CEILING) {
-            return Err(HttpError::HeaderFieldsTooLarge(
-                "more header fields than the limit",
-            ));
-        }
-        if self.head.len() + name.len() + value.len() + 4 > limits.max_head_bytes {
-            return Err(HttpError::HeaderFieldsTooLarge(
-                "request head is larger than the limit",
-            ));
-        }
-        let name_text = std::str::from_utf8(name)
-            .map_err(|_| HttpError::BadRequest("invalid header field name"))?;
-        self.facts.note(name_text, value)?;
-        let at = self.head.len();
-        self.head.extend_from_slice(name);
-        self.head.extend_from_slice(value);
-        self.fields
-            .push((at..at + name.len(), at + name.len()..self.head.len()));
-        Ok(())
-    }
-
-    /// The request: `method` and `path` from the pseudo-header fields, `authority` (which
-    /// stands for Host), and whether a body may follow (`ended`: none will).
-    pub fn finish(
-        mut self,
-        method: &[u8],
-        path: &[u8],
-        authority: Option<&[u8]>,
-        ended: bool,
-        limits: &Limits,
-    ) -> Result<Request, HttpError> {
-        let method = std::str::from_utf8(method)
-            .ok()
-            .and_then(Method::from_token)
-            .ok_or(HttpError::NotImplemented("request method not implemented"))?;
-        if method == Method::Connect {
-            return Err(HttpError::NotImplemented(
-                "CONNECT is not supported: tws is not a proxy",
-            ));
-        }
-        if path.len() > limits.max_uri_bytes {
-            return Err(HttpError::UriTooLong);
-        }
-        let path = std::str::from_utf8(path)
-            .ok()
-            .filter(|p| p.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or(HttpError::BadRequest("malformed :path"))?;
-        let target = origin_form(method, path)?;
-        if let Some(authority) = authority {
-            // :authority stands for Host, which then must not say otherwise (RFC 9113 §8.3.1).
-            let host = self.header_value(b"host");
-            if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority)) {
-                return Err(HttpError::BadRequest("Host differs from :authority"));
-            }
-            if host.is_none() {
-                self.field(b"host", authority, limits)?;
-            }
-        }
-        let framing = match self.facts.framing(Version::Http11)? {
-            Framing::None if !ended => Framing::Chunked,
-            framing => framing,
-        };
-        if self.facts.expectation_unknown {
-            return Err(HttpError::ExpectationFailed);
-        }
-        Ok(Request {
-            method,
-            version: Version::Http2,
-            framing,
-            keep_alive: true,
-            expect_continue: false,
-            target,
-            head: self.head,
-            fields: self.fields,
-        })
-    }
-
-    fn header_value(&self, name: &[u8]) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(n, _)| &self.head[n.clone()] == name)
-            .map(|(_, v)| &self.head[v.clone()])
-    }
 }
 
 fn leading_empty_lines(buf: &[u8]) -> usize {
@@ -347,14 +289,15 @@ fn syntax_error(e: httparse::Error, data: &[u8]) -> HttpError {
     }
 }
 
-/// Reduces a request target to origin form (RFC 9112 section 3.2).
-fn origin_form(method: Method, target: &str) -> Result<String, HttpError> {
+/// Reduces a request target to origin form (RFC 9112 section 3.2), keeping the authority
+/// of an absolute-form target.
+fn origin_form(method: Method, target: &str) -> Result<(String, Option<String>), HttpError> {
     if target.starts_with('/') {
-        return Ok(target.to_owned());
+        return Ok((target.to_owned(), None));
     }
     if target == "*" {
         return if method == Method::Options {
-            Ok(target.to_owned())
+            Ok((target.to_owned(), None))
         } else {
             Err(HttpError::BadRequest("'*' is only valid with OPTIONS"))
         };
@@ -371,12 +314,18 @@ fn origin_form(method: Method, target: &str) -> Result<String, HttpError> {
     if path_at == 0 {
         return Err(HttpError::BadRequest("absolute URI has no host"));
     }
+    let authority = rest[..path_at]
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let path = &rest[path_at..];
-    Ok(if path.starts_with('/') {
+    let path = if path.starts_with('/') {
         path.to_owned()
     } else {
         format!("/{path}")
-    })
+    };
+    Ok((path, Some(authority)))
 }
 
 /// What the header fields say about framing and the connection, gathered in one pass.
@@ -497,6 +446,10 @@ pub fn parsed(raw: &str) -> Request {
         other => panic!("{raw:?} gave {other:?}"),
     }
 }
+
+#[path = "fields.rs"]
+mod fields;
+pub use fields::FieldsBuilder;
 
 #[cfg(test)]
 #[path = "request_tests.rs"]

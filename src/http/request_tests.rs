@@ -166,15 +166,17 @@ fn exposes_target_headers_and_consumed_length() {
 }
 
 #[test]
-fn absolute_form_is_reduced_to_origin_form() {
+fn absolute_form_is_reduced_to_origin_form_and_its_host_wins() {
     let cases = [
-        ("http://example.com/a/b?q", "/a/b?q"),
-        ("HTTP://example.com", "/"),
-        ("https://example.com?q", "/?q"),
+        ("http://b.example/a/b?q", "/a/b?q", "b.example"),
+        ("HTTP://b.example:8080", "/", "b.example:8080"),
+        ("https://user@b.example?q", "/?q", "b.example"),
+        ("/plain", "/plain", "other"),
     ];
-    for (target, want) in cases {
-        let raw = format!("GET {target} HTTP/1.1\r\nHost: example.com\r\n\r\n");
-        assert_eq!(complete(&raw).0.target(), want, "{target}");
+    for (target, want, host) in cases {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: other\r\n\r\n");
+        let req = complete(&raw).0;
+        assert_eq!((req.target(), req.host()), (want, Some(host)), "{target}");
     }
 }
 

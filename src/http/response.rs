@@ -188,6 +188,42 @@ impl Response {
     }
 }
 
+/// Custom HTML error pages by status (`[errors]`), shared by every answer that uses them.
+pub type ErrorPages = std::sync::Arc<std::collections::HashMap<u16, Bytes>>;
+
+/// Where an error page says what went wrong: replaced by the message, HTML-escaped.
+pub const MESSAGE_SLOT: &str = "{{message}}";
+
+impl Response {
+    /// An HTML error page: `page` with its `{{message}}` slots filled with `message`.
+    pub fn page(status: u16, page: &Bytes, message: &str) -> Response {
+        let body = match std::str::from_utf8(page) {
+            Ok(text) if text.contains(MESSAGE_SLOT) => Body::Bytes(
+                text.replace(MESSAGE_SLOT, &escape_html(message))
+                    .into_bytes(),
+            ),
+            _ => Body::shared(page.clone()),
+        };
+        Response::new(status, TEXT_HTML, body)
+    }
+}
+
+/// Text made safe to place in HTML (element content or a quoted attribute).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// What the connection knows that the response does not.
 pub struct HeadContext<'a> {
     pub date: &'a str,

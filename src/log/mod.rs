@@ -124,8 +124,9 @@ pub fn format_line(out: &mut Vec<u8>, clock: &str, e: &Entry<'_>) {
     out.extend_from_slice(b"\"\n");
 }
 
-/// One JSON object: serde_json escapes quotes and control characters; invalid UTF-8 is
-/// replaced by U+FFFD.
+/// One JSON object: serde_json escapes quotes and ASCII control characters, and the
+/// characters that fool terminals and viewers (C1 controls, line and paragraph separators,
+/// bidirectional overrides) are written as `\uXXXX` too; invalid UTF-8 is replaced by U+FFFD.
 pub fn json_line(out: &mut Vec<u8>, time: &str, e: &Entry<'_>) {
     #[derive(serde::Serialize)]
     struct Line<'a> {
@@ -157,9 +158,25 @@ pub fn json_line(out: &mut Vec<u8>, time: &str, e: &Entry<'_>) {
         user_agent: text("user-agent"),
         tls: e.tls,
     };
-    if serde_json::to_writer(&mut *out, &line).is_ok() {
-        out.push(b'\n');
+    let Ok(text) = serde_json::to_string(&line) else {
+        return;
+    };
+    for c in text.chars() {
+        if is_deceptive(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            let mut utf8 = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
     }
+    out.push(b'\n');
+}
+
+/// Characters a log viewer or terminal may act on rather than show: C1 controls (U+0085 is
+/// a line break to some, U+009B starts a terminal control sequence), line and paragraph
+/// separators, and bidirectional formatting that reorders what follows.
+fn is_deceptive(c: char) -> bool {
+    matches!(c, '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
 /// Copies printable ASCII; writes `"`, `\`, control and non-ASCII bytes as `\xHH`.
@@ -243,5 +260,34 @@ mod tests {
         assert_eq!(v["target"], "/p?q=%0A");
         assert_eq!(v["remote"], "192.0.2.1");
         assert_eq!(v["status"], 200);
+    }
+
+    #[test]
+    fn the_json_log_escapes_what_a_terminal_would_act_on() {
+        // C1 CSI, NEL, LINE SEPARATOR and RIGHT-TO-LEFT OVERRIDE in a User-Agent.
+        let agent = "a\u{9b}31m\u{85}b\u{2028}c\u{202e}d";
+        let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n\r\n");
+        let Ok(Parse::Complete(req, _)) = parse_head(raw.as_bytes(), &Default::default()) else {
+            panic!()
+        };
+        let mut out = Vec::new();
+        let entry = Entry {
+            peer: "192.0.2.1:5000".parse().unwrap(),
+            req: Some(&req),
+            status: 200,
+            bytes: 1,
+            tls: None,
+        };
+        json_line(&mut out, "t", &entry);
+        let line = String::from_utf8(out).unwrap();
+        for raw in ['\u{9b}', '\u{85}', '\u{2028}', '\u{202e}'] {
+            assert!(!line.contains(raw), "{raw:?} written raw: {line}");
+        }
+        assert!(
+            line.contains("\\u009b31m\\u0085b\\u2028c\\u202ed"),
+            "{line}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["user_agent"], agent);
     }
 }

@@ -1,32 +1,21 @@
-//! Basic authentication (RFC 7617) for routes that name a realm. Passwords are kept only as
-//! argon2id hashes (PHC strings). A request without credentials is answered 401 at once, before
-//! any file system lookup, so a protected tree answers the same for paths that exist and paths
-//! that do not. Checking a password runs argon2 on a worker (it is slow on purpose); a
-//! password once verified is remembered (under a keyed hash, never in clear) for a few minutes
-//! so repeat requests are answered in the event loop; and an address that keeps failing is
-//! answered 429 for a while, so guessing is bounded.
+//! Basic authentication (RFC 7617) for routes that name a realm: realms and their users,
+//! whose passwords are kept only as argon2id hashes (PHC strings, checked whole at load), and
+//! credentials read from `Authorization`. A request without credentials is answered 401 at
+//! once, before any file system lookup, so a protected tree answers the same for paths that
+//! exist and paths that do not. Checking a password runs argon2 on threads of its own (it is
+//! slow on purpose); what bounds guessing is `guard`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2};
 
 use crate::http::Request;
-use crate::sync::lock;
 
-/// How long verified credentials are remembered.
-const REMEMBER_FOR: Duration = Duration::from_secs(300);
-/// Most verified credentials remembered.
-const MAX_REMEMBERED: usize = 4096;
-/// Failures from one address within `FAILURE_WINDOW` that close it for `LOCKOUT`.
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-const LOCKOUT: Duration = Duration::from_secs(60);
-/// Most addresses tracked for failures.
-const MAX_TRACKED: usize = 16_384;
+/// Argon2 memory (KiB) and passes above which a hash costs much more than
+/// `tws hash-password`'s (m=19456, t=2): a warning at load.
+const HEAVY_COST: u64 = 4 * 19_456 * 2;
 
 /// A realm: its name and its users' argon2id hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +26,13 @@ pub struct Realm {
 }
 
 impl Realm {
-    /// A realm whose every hash is checked to be an argon2id PHC string; the error names the
-    /// user.
-    pub fn new(name: String, users: HashMap<String, String>) -> Result<Realm, String> {
+    /// A realm whose every hash is checked to be a whole argon2id PHC string; the error names
+    /// the user. Also returns warnings (hashes much costlier than `tws hash-password`'s).
+    pub fn new(
+        name: String,
+        users: HashMap<String, String>,
+    ) -> Result<(Realm, Vec<String>), String> {
+        let mut warnings = Vec::new();
         for (user, phc) in &users {
             if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {
                 return Err(format!(
@@ -57,11 +50,46 @@ impl Realm {
                     parsed.algorithm
                 ));
             }
+            if parsed.salt.is_none() || parsed.hash.is_none() {
+                return Err(format!(
+                    "user {user}: the argon2id hash is cut short (no salt or no hash after the parameters); copy the whole line `tws hash-password` printed"
+                ));
+            }
+            let params = argon2::Params::try_from(&parsed)
+                .map_err(|e| format!("user {user}: the argon2id parameters are invalid: {e}"))?;
+            let cost = u64::from(params.m_cost()) * u64::from(params.t_cost());
+            if cost > HEAVY_COST {
+                warnings.push(format!(
+                    "user {user}'s hash (m={}, t={}) costs {}x a `tws hash-password` one: a wrong password for this user takes that much longer to check than one for an unknown user, which tells a guesser the user exists; re-hash it with `tws hash-password`",
+                    params.m_cost(),
+                    params.t_cost(),
+                    cost / (19_456 * 2)
+                ));
+            }
         }
         if users.is_empty() {
             return Err("a realm needs at least one user".to_owned());
         }
-        Ok(Realm { name, users })
+        Ok((Realm { name, users }, warnings))
+    }
+
+    /// The stored hash of `user`.
+    pub fn hash_of(&self, user: &str) -> Option<&str> {
+        self.users.get(user).map(String::as_str)
+    }
+
+    /// True when the credentials name a user of the realm with the right password. An
+    /// unknown user costs an argon2 verification too.
+    pub fn verify(&self, credentials: &Credentials) -> bool {
+        let phc = self
+            .users
+            .get(&credentials.user)
+            .map_or_else(|| dummy_hash().as_str(), String::as_str);
+        PasswordHash::new(phc).is_ok_and(|hash| {
+            Argon2::default()
+                .verify_password(credentials.password.as_bytes(), &hash)
+                .is_ok()
+        }) && self.users.contains_key(&credentials.user)
     }
 
     /// `WWW-Authenticate` for a 401.
@@ -71,24 +99,11 @@ impl Realm {
     }
 }
 
-/// What a request's credentials allow, as far as the event loop can tell without argon2.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Check {
-    /// Verified recently: go on.
-    Allowed,
-    /// No usable credentials: 401.
-    Challenge,
-    /// Too many failures from this address: 429.
-    Locked,
-    /// Credentials to verify with argon2, on a worker.
-    Verify(Credentials),
-}
-
 /// A user name and password from an Authorization header.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
-    user: String,
-    password: String,
+    pub user: String,
+    pub(super) password: String,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -100,137 +115,8 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Remembered verifications and failures, for the whole server.
-pub struct Guard {
-    /// Random key of the keyed hash remembered credentials are stored under.
-    key: aws_lc_rs::hmac::Key,
-    verified: Mutex<HashMap<[u8; 32], Instant>>,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
-}
-
-struct Failures {
-    count: u32,
-    since: Instant,
-    locked_until: Option<Instant>,
-}
-
-/// The server's guard (remembered logins outlive route reloads).
-pub fn guard() -> &'static Guard {
-    static GUARD: OnceLock<Guard> = OnceLock::new();
-    GUARD.get_or_init(|| {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let key = aws_lc_rs::hmac::Key::generate(aws_lc_rs::hmac::HMAC_SHA256, &rng)
-            .expect("the system's random source works");
-        Guard {
-            key,
-            verified: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-        }
-    })
-}
-
-impl Guard {
-    /// What a request for a route in `realm` from `peer` may do.
-    pub fn check(&self, realm: &Realm, req: &Request, peer: IpAddr, now: Instant) -> Check {
-        if self.locked(peer, now) {
-            return Check::Locked;
-        }
-        let Some(credentials) = credentials(req) else {
-            return Check::Challenge;
-        };
-        let fingerprint = self.fingerprint(realm, &credentials);
-        let remembered = lock(&self.verified)
-            .get(&fingerprint)
-            .is_some_and(|at| now.duration_since(*at) < REMEMBER_FOR);
-        if remembered {
-            Check::Allowed
-        } else {
-            Check::Verify(credentials)
-        }
-    }
-
-    /// Verifies credentials with argon2 (slow: on a worker). An unknown user costs the same
-    /// as a wrong password. Success is remembered; failure counted against `peer`.
-    pub fn verify(&self, realm: &Realm, credentials: &Credentials, peer: IpAddr) -> bool {
-        let phc = realm
-            .users
-            .get(&credentials.user)
-            .map_or_else(|| dummy_hash().as_str(), String::as_str);
-        let ok = PasswordHash::new(phc).is_ok_and(|hash| {
-            Argon2::default()
-                .verify_password(credentials.password.as_bytes(), &hash)
-                .is_ok()
-        }) && realm.users.contains_key(&credentials.user);
-        let now = Instant::now();
-        if ok {
-            let mut verified = lock(&self.verified);
-            if verified.len() >= MAX_REMEMBERED {
-                verified.retain(|_, at| now.duration_since(*at) < REMEMBER_FOR);
-                if verified.len() >= MAX_REMEMBERED {
-                    verified.clear();
-                }
-            }
-            verified.insert(self.fingerprint(realm, credentials), now);
-        } else {
-            self.fail(peer, now);
-        }
-        ok
-    }
-
-    fn fingerprint(&self, realm: &Realm, credentials: &Credentials) -> [u8; 32] {
-        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.key);
-        for part in [&realm.name, &credentials.user, &credentials.password] {
-            ctx.update(&(part.len() as u64).to_le_bytes());
-            ctx.update(part.as_bytes());
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.sign().as_ref());
-        out
-    }
-
-    fn locked(&self, peer: IpAddr, now: Instant) -> bool {
-        lock(&self.failures)
-            .get(&peer)
-            .and_then(|f| f.locked_until)
-            .is_some_and(|until| now < until)
-    }
-
-    fn fail(&self, peer: IpAddr, now: Instant) {
-        let mut failures = lock(&self.failures);
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(&peer) {
-            failures.retain(|_, f| {
-                now.duration_since(f.since) < FAILURE_WINDOW
-                    || f.locked_until.is_some_and(|u| now < u)
-            });
-            if failures.len() >= MAX_TRACKED {
-                failures.clear();
-            }
-        }
-        let entry = failures.entry(peer).or_insert(Failures {
-            count: 0,
-            since: now,
-            locked_until: None,
-        });
-        if now.duration_since(entry.since) >= FAILURE_WINDOW {
-            entry.count = 0;
-            entry.since = now;
-        }
-        entry.count += 1;
-        if entry.count >= MAX_FAILURES {
-            entry.locked_until = Some(now + LOCKOUT);
-            entry.count = 0;
-            entry.since = now;
-        }
-    }
-}
-
-/// Seconds an address stays locked out, for `Retry-After`.
-pub fn lockout_seconds() -> u64 {
-    LOCKOUT.as_secs()
-}
-
 /// `Authorization: Basic base64(user:password)`.
-fn credentials(req: &Request) -> Option<Credentials> {
+pub fn credentials(req: &Request) -> Option<Credentials> {
     let value = req.header_str("authorization")?.trim();
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -324,6 +210,16 @@ mod tests {
         assert!(hash.starts_with("$argon2id$"));
         let users = |h: &str| HashMap::from([("alice".to_owned(), h.to_owned())]);
         assert!(Realm::new("r".into(), users(&hash)).is_ok());
+        // A hash cut short after its parameters, or after its salt.
+        let parts: Vec<&str> = hash.split('$').collect();
+        for cut in [parts[..4].join("$"), parts[..5].join("$")] {
+            let err = Realm::new("r".into(), users(&cut)).unwrap_err();
+            assert!(err.contains("cut short"), "{cut}: {err}");
+        }
+        // Much costlier than `tws hash-password`'s: accepted, with a warning.
+        let heavy = hash.replacen("m=19456,t=2", "m=262144,t=3", 1);
+        let (_, warnings) = Realm::new("r".into(), users(&heavy)).unwrap();
+        assert!(warnings[0].contains("costs 20x"), "{warnings:?}");
         let err = Realm::new("r".into(), users("hunter2")).unwrap_err();
         assert!(err.contains("not a password"), "{err}");
         let argon2i = hash.replacen("$argon2id$", "$argon2i$", 1);
@@ -331,48 +227,6 @@ mod tests {
             Realm::new("r".into(), users(&argon2i))
                 .unwrap_err()
                 .contains("only argon2id")
-        );
-    }
-
-    #[test]
-    fn verification_is_remembered_and_failures_lock_out() {
-        let realm = Realm::new(
-            "test".into(),
-            HashMap::from([("alice".to_owned(), hash_password("right").unwrap())]),
-        )
-        .unwrap();
-        let guard = guard();
-        let peer: IpAddr = "192.0.2.7".parse().unwrap();
-        let now = Instant::now();
-        let good = request("Authorization: Basic YWxpY2U6cmlnaHQ=\r\n");
-        let Check::Verify(c) = guard.check(&realm, &good, peer, now) else {
-            panic!("first time: verify")
-        };
-        assert!(guard.verify(&realm, &c, peer));
-        assert_eq!(
-            guard.check(&realm, &good, peer, Instant::now()),
-            Check::Allowed
-        );
-        assert_eq!(
-            guard.check(&realm, &request(""), peer, now),
-            Check::Challenge
-        );
-        // Ten wrong passwords lock the address out; the right one then waits too.
-        let bad = request("Authorization: Basic YWxpY2U6d3Jvbmc=\r\n");
-        let other: IpAddr = "192.0.2.8".parse().unwrap();
-        for _ in 0..MAX_FAILURES {
-            let Check::Verify(c) = guard.check(&realm, &bad, other, Instant::now()) else {
-                panic!("not locked yet")
-            };
-            assert!(!guard.verify(&realm, &c, other));
-        }
-        assert_eq!(
-            guard.check(&realm, &good, other, Instant::now()),
-            Check::Locked
-        );
-        assert_eq!(
-            guard.check(&realm, &good, peer, Instant::now()),
-            Check::Allowed
         );
     }
 }

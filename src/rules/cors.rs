@@ -55,6 +55,14 @@ impl Cors {
         Ok(())
     }
 
+    /// True when `origin` may read this route's responses.
+    pub fn allows(&self, origin: &str) -> bool {
+        match &self.origins {
+            None => true,
+            Some(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
+
     /// The request's origin when this route lets it read responses.
     fn allowed<'r>(&self, req: &'r Request) -> Option<&'r str> {
         let origin = req.header_str("origin")?;
@@ -80,10 +88,12 @@ impl Cors {
         if !methods.contains(method) {
             return None;
         }
+        // The origin's own headers (Allow-Origin, Vary, Allow-Credentials) are added with every
+        // other answer's, once, by `decorate`.
+        let _ = origin;
         let mut response = Response::empty(204);
         let headers = &mut response.headers;
         headers.push(("Access-Control-Allow-Methods", methods.allow_header()));
-        self.allow_origin(headers, origin);
         if !self.headers.is_empty() {
             headers.push(("Access-Control-Allow-Headers", self.headers.join(", ")));
         }
@@ -93,8 +103,8 @@ impl Cors {
         Some(response)
     }
 
-    /// Adds the CORS headers of an actual request's response (nothing for a disallowed
-    /// origin).
+    /// Adds the CORS headers of a response, a preflight's included, each once (nothing but
+    /// `Vary` for a disallowed origin).
     pub fn decorate(&self, req: &Request, response: &mut Response) {
         let headers = &mut response.headers;
         let Some(origin) = self.allowed(req) else {
@@ -105,7 +115,9 @@ impl Cors {
             return;
         };
         self.allow_origin(headers, origin);
-        if !self.expose.is_empty() {
+        let preflight =
+            req.method == Method::Options && req.header("access-control-request-method").is_some();
+        if !self.expose.is_empty() && !preflight {
             headers.push(("Access-Control-Expose-Headers", self.expose.join(", ")));
         }
     }
@@ -129,11 +141,16 @@ mod tests {
     use super::*;
     use crate::http::request::parsed as request;
 
+    /// The value of a header that must appear exactly once (`None` when absent).
     fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-        r.headers
+        let all: Vec<&str> = r
+            .headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(all.len() <= 1, "{name} appears {} times", all.len());
+        all.first().copied()
     }
 
     fn listed() -> Cors {
@@ -157,10 +174,13 @@ mod tests {
                  Access-Control-Request-Method: {method}\r\n\r\n"
             ))
         };
-        let ok = cors
-            .preflight(&ask("https://app.example", "POST"), route)
-            .unwrap();
+        // As the application answers it: the preflight, then every answer's CORS headers.
+        let asked = ask("https://app.example", "POST");
+        let mut ok = cors.preflight(&asked, route).unwrap();
+        cors.decorate(&asked, &mut ok);
         assert_eq!(ok.status, 204);
+        assert_eq!(header(&ok, "vary"), Some("Origin"));
+        assert_eq!(header(&ok, "access-control-expose-headers"), None);
         assert_eq!(
             header(&ok, "access-control-allow-origin"),
             Some("https://app.example")

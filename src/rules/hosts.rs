@@ -62,7 +62,7 @@ impl std::fmt::Display for HostPattern {
 
 /// The host a request asks for: its Host header without port or trailing dot, lower-cased.
 pub fn request_host(req: &Request) -> Option<String> {
-    let value = req.header_str("host")?.trim();
+    let value = req.host()?.trim();
     let host = if value.starts_with('[') {
         &value[..=value.find(']')?]
     } else {

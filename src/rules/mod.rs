@@ -6,5 +6,8 @@
 
 pub mod auth;
 pub mod cors;
+pub mod csrf;
+pub mod guard;
 pub mod headers;
 pub mod hosts;
+pub mod proxies;

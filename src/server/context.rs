@@ -19,13 +19,14 @@ use crate::http::date::DateCache;
 use crate::log::AccessLog;
 use crate::metrics::LoopCounts;
 use crate::reload::Snapshot;
+use crate::rules::proxies::TrustedProxies;
 use crate::sync::lock;
 
 /// Bytes asked of the kernel per read.
 const READ_SCRATCH_BYTES: usize = 16 * 1024;
 
 /// The settings of the routes table in force that connections obey.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub limits: Limits,
     pub timeouts: Timeouts,
@@ -33,6 +34,8 @@ pub struct Settings {
     pub min_send_rate: u64,
     /// Most request-body bytes held in memory across the server.
     pub max_body_memory: usize,
+    /// Peers whose word about the client's address is taken.
+    pub trusted: Arc<TrustedProxies>,
 }
 
 impl Settings {
@@ -43,6 +46,7 @@ impl Settings {
             timeouts: server.timeouts,
             min_send_rate: server.min_send_rate,
             max_body_memory: server.max_body_memory,
+            trusted: Arc::new(server.trusted_proxies.clone()),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::context::Ctx;
 use super::control::Control;
 use super::exchange;
 use super::pool::{Done, Pool};
-use super::transport::Transport;
+use super::transport::{Accepted, Transport};
 use crate::log::AccessLog;
 use crate::metrics;
 use crate::reload::Live;
@@ -337,7 +337,14 @@ impl EventLoop {
         self.next_id += 1;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let t = Transport::new(key, id, sock, peer, tls, role, now);
+        let accepted = Accepted {
+            sock,
+            peer,
+            tls,
+            role,
+            trusted: self.cx.settings.trusted.contains(peer.ip()),
+        };
+        let t = Transport::new(key, id, accepted, now);
         entry.insert(Conn::new(t, deadline, now));
         // The request (or ClientHello) usually arrives with the handshake: answer it before
         // registering with epoll, so that a connection answered and closed at once costs no

@@ -15,7 +15,7 @@ use super::context::Ctx;
 use super::pool::Done;
 pub use super::ticket::Exchange;
 use super::ticket::{Ticket, Waiter};
-use super::transport::{Role, Transport};
+use super::transport::{Proxy, Role, Transport};
 use crate::handlers::{App, Cacheable, Dispatch, Reply, Routed, redirect};
 use crate::http::request::Framing;
 use crate::http::{HttpError, Request, Response};
@@ -24,7 +24,7 @@ impl Exchange {
     pub fn new(t: &Transport, stream: u32, started: Instant, cx: &Ctx) -> Exchange {
         Exchange {
             origin: t.origin(stream),
-            client: t.peer,
+            client: t.client,
             tls: t.tls_version(),
             req: None,
             route: None,
@@ -45,8 +45,14 @@ pub enum Answer {
 }
 
 /// Decides what a request needs from its head alone; notes the route it matched.
-pub fn route(cx: &Ctx, ex: &mut Exchange, req: &Request, role: Role) -> Dispatch {
-    let dispatch = match role {
+pub fn route(cx: &Ctx, t: &Transport, ex: &mut Exchange, req: &Request) -> Dispatch {
+    // From a trusted proxy that named no client in a PROXY header, its forwarding headers
+    // do: the lockout, the log and `allow` see the client, not the proxy.
+    if t.proxy == Proxy::Forwarded {
+        let ip = cx.settings.trusted.client(t.peer.ip(), req);
+        ex.client = std::net::SocketAddr::new(ip, t.peer.port());
+    }
+    let dispatch = match t.role {
         Role::Site => cx.app.route(req, ex.client.ip()),
         Role::RedirectToHttps(port) => Dispatch::Answer(redirect::to_https(req, port), None),
     };
@@ -120,6 +126,19 @@ fn run(
     let req = Arc::new(req);
     ex.req = Some(Arc::clone(&req));
     let ticket = Ticket { ex, cache_key };
+    if routed.needs_verification() {
+        let busy = cx.app.error_response(
+            &routed,
+            HttpError::ServiceUnavailable("too many logins are being checked; retry shortly"),
+        );
+        let app = Arc::clone(&cx.app);
+        cx.pool
+            .spawn_login(ticket, busy.header("Retry-After", "1"), move || {
+                let routed = app.login(routed)?;
+                Ok(move |reply: Reply| app.handle(&req, &routed, &body, reply))
+            });
+        return;
+    }
     if cx.app.starts_on_loop(&req, &routed, body.len()) {
         let app = &cx.app;
         cx.pool

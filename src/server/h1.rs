@@ -226,7 +226,7 @@ impl H1 {
 
     fn on_head(&mut self, t: &mut Transport, cx: &mut Ctx, req: Request) -> Next {
         let mut ex = self.exchange(t, cx);
-        let routed = match exchange::route(cx, &mut ex, &req, t.role) {
+        let routed = match exchange::route(cx, t, &mut ex, &req) {
             Dispatch::Answer(response, _) => {
                 // An unread body would be taken for the next request: close instead.
                 let keep_alive = req.keep_alive && req.framing == Framing::None;
@@ -311,6 +311,16 @@ impl H1 {
                     }
                 }
             }
+        }
+        // The peer has finished sending (EPOLLRDHUP): when what it sent cannot make up the
+        // declared length, the body will never complete; its memory goes back now, not at the
+        // body timeout.
+        if t.hangup
+            && let Some(remaining) = pending.decoder.remaining()
+            && ((t.input.len() + t.unread_in_kernel()) as u64) < remaining
+        {
+            cx.release_body(t);
+            return Next::Close;
         }
         let holds = pending.body.capacity();
         self.state = State::Body(pending);

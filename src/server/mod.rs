@@ -192,6 +192,7 @@ impl Server {
     /// `watch` a change of the routes file, reload it through `reloader`.
     pub fn run(self, reloader: Option<Reloader>, watch: bool) -> Result<()> {
         let workers = pool::workers(self.settings.threads)?;
+        let logins = pool::logins()?;
         let mut handles = Vec::new();
         let mut wakers = Vec::new();
         for (i, listener) in self.listeners.into_iter().enumerate() {
@@ -203,7 +204,7 @@ impl Server {
             let event_loop = EventLoop::new(
                 poll,
                 listener,
-                Pool::new(Arc::clone(&workers), waker),
+                Pool::new(Arc::clone(&workers), Arc::clone(&logins), waker),
                 Arc::clone(&self.live),
                 Arc::clone(&self.control),
                 AccessLog::new(self.log_format, self.access_sink.clone()),
@@ -324,7 +325,21 @@ fn bind_configured(host: &str, port: u16) -> Result<std::net::TcpListener> {
         })?
         .next()
         .ok_or_else(|| anyhow!("cannot listen on {shown}: host has no address"))?;
-    listen(addr).map_err(|e| anyhow!("cannot listen on {shown}: {}", crate::log::io_reason(&e)))
+    listen(addr).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                " (another process listens there: stop it, or choose another port with --port)"
+            }
+            std::io::ErrorKind::PermissionDenied if port < 1024 => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE: use --port 8080, or run it as contrib/tws.service does)"
+            }
+            _ => "",
+        };
+        anyhow!(
+            "cannot listen on {shown}: {}{hint}",
+            crate::log::io_reason(&e)
+        )
+    })
 }
 
 /// The listening socket systemd passes with socket activation: `LISTEN_PID` names this process

@@ -1,11 +1,13 @@
 //! The worker pool: a rayon `ThreadPool` runs routed requests (file opens, listings, store
 //! appends) and hands each response back to the event loop through a channel and a mio
 //! `Waker`. A response may also come later from another thread (a create answered by the
-//! store's committer once its flush is done).
+//! store's committer once its flush is done). Logins (argon2, slow on purpose) run on a
+//! small pool of their own with a bounded queue, so that guessing never takes the workers
+//! files need.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use anyhow::{Context, Result};
@@ -72,37 +74,74 @@ impl Notifier {
     }
 }
 
+/// Logins waiting for or being checked, past which new ones are answered at once.
+const MAX_QUEUED_LOGINS: usize = 32;
+
+/// The threads that verify logins, and how many logins they hold.
+pub struct Logins {
+    threads: rayon::ThreadPool,
+    queued: AtomicUsize,
+}
+
 pub struct Pool {
     threads: Arc<rayon::ThreadPool>,
+    logins: Arc<Logins>,
     notifier: Notifier,
     done_rx: Receiver<Done>,
 }
 
 impl Pool {
-    /// A loop's handle on the shared worker threads, answering through `waker`.
-    pub fn new(threads: Arc<rayon::ThreadPool>, waker: Arc<Waker>) -> Pool {
+    /// A loop's handle on the shared worker and login threads, answering through `waker`.
+    pub fn new(threads: Arc<rayon::ThreadPool>, logins: Arc<Logins>, waker: Arc<Waker>) -> Pool {
         let (tx, done_rx) = channel();
         let pending = Arc::new(AtomicBool::new(false));
         let notifier = Notifier { tx, waker, pending };
         Pool {
             threads,
+            logins,
             notifier,
             done_rx,
         }
+    }
+
+    /// Runs `login` on the login threads, then the job it lets through on a worker; what it
+    /// refuses is the answer. With `MAX_QUEUED_LOGINS` already waiting, `busy` is the answer
+    /// at once.
+    pub fn spawn_login<J>(
+        &self,
+        ticket: Ticket,
+        busy: Response,
+        login: impl FnOnce() -> Result<J, Box<Response>> + Send + 'static,
+    ) where
+        J: FnOnce(Reply) + Send + 'static,
+    {
+        let logins = Arc::clone(&self.logins);
+        if logins.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_LOGINS {
+            logins.queued.fetch_sub(1, Ordering::AcqRel);
+            self.notifier.send(Done::answer(ticket, busy));
+            return;
+        }
+        let notifier = self.notifier.clone();
+        let threads = Arc::clone(&self.threads);
+        let held = Arc::clone(&self.logins);
+        self.logins.threads.spawn(move || {
+            let verdict = catch_unwind(AssertUnwindSafe(login));
+            held.queued.fetch_sub(1, Ordering::AcqRel);
+            let reply = reply_to(notifier, ticket);
+            match verdict {
+                Ok(Ok(job)) => threads.spawn(move || caught(|| job(reply))),
+                Ok(Err(refusal)) => reply.send(*refusal),
+                // The reply, dropped unsent, answers 500.
+                Err(_) => crate::report!("tws: error: a login check panicked; answered 500"),
+            }
+        });
     }
 
     /// Runs `job` here, on the loop, for work that starts quickly and finishes on another
     /// thread (a write handed to the database's writer): its `Reply` comes back as a `Done`
     /// with `ticket`. As on a worker, a panicking job costs its request (a 500), not the loop.
     pub fn run_here(&self, ticket: Ticket, job: impl FnOnce(Reply)) {
-        let notifier = self.notifier.clone();
-        let reply = Reply::new(move |response, cached| {
-            notifier.send(Done::Answer {
-                ticket,
-                response,
-                cached,
-            });
-        });
+        let reply = reply_to(self.notifier.clone(), ticket);
         caught(|| job(reply));
     }
 
@@ -112,13 +151,7 @@ impl Pool {
     pub fn spawn(&self, ticket: Ticket, job: impl FnOnce(Reply) + Send + 'static) {
         let notifier = self.notifier.clone();
         self.threads.spawn(move || {
-            let reply = Reply::new(move |response, cached| {
-                notifier.send(Done::Answer {
-                    ticket,
-                    response,
-                    cached,
-                });
-            });
+            let reply = reply_to(notifier, ticket);
             caught(|| job(reply));
         });
     }
@@ -143,6 +176,31 @@ impl Pool {
         self.notifier.pending.store(false, Ordering::SeqCst);
         self.done_rx.try_iter()
     }
+}
+
+/// A `Reply` that comes back to the loop as a `Done` with `ticket`.
+fn reply_to(notifier: Notifier, ticket: Ticket) -> Reply {
+    Reply::new(move |response, cached| {
+        notifier.send(Done::Answer {
+            ticket,
+            response,
+            cached,
+        });
+    })
+}
+
+/// The login threads shared by every loop: half the CPUs, one or two.
+pub fn logins() -> Result<Arc<Logins>> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = rayon::ThreadPoolBuilder::new()
+        .num_threads((cpus / 2).clamp(1, 2))
+        .thread_name(|i| format!("tws-login-{i}"))
+        .build()
+        .context("cannot start the login threads")?;
+    Ok(Arc::new(Logins {
+        threads,
+        queued: AtomicUsize::new(0),
+    }))
 }
 
 /// The worker threads shared by every loop; `threads` = 0 means one per CPU.
@@ -180,7 +238,7 @@ mod tests {
     fn a_panicking_job_answers_500_and_the_worker_lives_on() {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
-        let pool = Pool::new(workers(1).unwrap(), waker);
+        let pool = Pool::new(workers(1).unwrap(), logins().unwrap(), waker);
         let ticket = |key, conn| Ticket {
             ex: Exchange {
                 origin: Origin {

@@ -3,7 +3,7 @@
 //! (`Output`), and the progress figures the sweep judges it by. Protocols above it see only
 //! plaintext; nothing here knows HTTP.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 use super::output::{Flushed, Output};
 use super::ticket::Origin;
 use super::wire::{Delivered, Tls, Wire};
+use crate::rules::proxies::{ProxyHeader, proxy_header};
 
 /// What the connection's requests get: the site, or a redirect to its HTTPS address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,22 @@ pub enum Role {
     /// Every request is answered 308 to `https://` + its host at this port.
     RedirectToHttps(u16),
 }
+
+/// A connection and the PROXY protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    /// The peer is not a trusted proxy: it is the client.
+    Untrusted,
+    /// A trusted proxy, whose connection may start with a PROXY header.
+    Expected,
+    /// A trusted proxy whose PROXY header named the client.
+    Named,
+    /// A trusted proxy that sent no PROXY header: its forwarding headers name the client.
+    Forwarded,
+}
+
+/// Most bytes of a PROXY header accepted (v1 is at most 107; v2 with a few TLVs).
+const MAX_PROXY_HEADER: usize = 1024;
 
 /// The outcome of a read.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,12 +48,26 @@ pub enum ReadOutcome {
     NotTls,
 }
 
+/// A connection as accepted: its socket, who is at the other end, and what its listener gives.
+pub struct Accepted {
+    pub sock: TcpStream,
+    pub peer: SocketAddr,
+    pub tls: Option<Box<Tls>>,
+    pub role: Role,
+    /// The peer is a trusted proxy.
+    pub trusted: bool,
+}
+
 pub struct Transport {
     /// The connection's slot in its loop's table.
     pub key: usize,
     /// Unique for the server's life; slots are reused, ids are not.
     pub id: u64,
     pub peer: SocketAddr,
+    /// The client: the peer, or the one a trusted proxy's PROXY header named.
+    pub client: SocketAddr,
+    /// Where the connection is with a trusted proxy's PROXY header.
+    pub proxy: Proxy,
     pub role: Role,
     sock: TcpStream,
     /// TLS state, on a TLS listener's connections.
@@ -67,19 +98,24 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub fn new(
-        key: usize,
-        id: u64,
-        sock: TcpStream,
-        peer: SocketAddr,
-        tls: Option<Box<Tls>>,
-        role: Role,
-        now: Instant,
-    ) -> Transport {
+    pub fn new(key: usize, id: u64, accepted: Accepted, now: Instant) -> Transport {
+        let Accepted {
+            sock,
+            peer,
+            tls,
+            role,
+            trusted,
+        } = accepted;
         Transport {
             key,
             id,
             peer,
+            client: peer,
+            proxy: if trusted {
+                Proxy::Expected
+            } else {
+                Proxy::Untrusted
+            },
             role,
             sock,
             tls,
@@ -156,6 +192,10 @@ impl Transport {
         if room == 0 {
             return Ok(ReadOutcome::WouldBlock);
         }
+        if self.proxy == Proxy::Expected && !self.read_proxy_header()? {
+            self.readable = false;
+            return Ok(ReadOutcome::WouldBlock);
+        }
         // Read into the loop's scratch buffer and keep only what arrived, so an idle connection
         // holds no read buffer of its own.
         let mut readable = self.readable;
@@ -184,6 +224,76 @@ impl Transport {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Data),
             Err(e) => Err(e),
         }
+    }
+
+    /// Takes a trusted proxy's PROXY header off the front of the connection, before TLS or
+    /// HTTP see a byte; false while only part of it has arrived.
+    fn read_proxy_header(&mut self) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let mut head = [0u8; MAX_PROXY_HEADER];
+        // SAFETY: recv writes at most `head.len()` bytes into `head`.
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                head.as_mut_ptr().cast(),
+                head.len(),
+                libc::MSG_PEEK,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        let n = n as usize;
+        if n == 0 {
+            // The end: the read that follows says so.
+            self.proxy = Proxy::Forwarded;
+            return Ok(true);
+        }
+        match proxy_header(&head[..n]) {
+            ProxyHeader::Complete { len, client } => {
+                let mut taken = 0;
+                while taken < len {
+                    match (&self.sock).read(&mut head[taken..len]) {
+                        Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                        Ok(k) => taken += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.proxy = match client {
+                    Some(client) => {
+                        self.client = client;
+                        Proxy::Named
+                    }
+                    None => Proxy::Forwarded,
+                };
+                Ok(true)
+            }
+            ProxyHeader::Absent => {
+                self.proxy = Proxy::Forwarded;
+                Ok(true)
+            }
+            ProxyHeader::Partial if n < head.len() => Ok(false),
+            ProxyHeader::Partial | ProxyHeader::Invalid => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a PROXY header that cannot be read",
+            )),
+        }
+    }
+
+    /// Bytes the kernel holds for the connection, not yet read (`FIONREAD`; on TLS, records
+    /// still encrypted, so at least the plaintext they hold).
+    pub fn unread_in_kernel(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into `n`.
+        let rc = unsafe { libc::ioctl(self.sock.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if rc == 0 { n.max(0) as usize } else { 0 }
     }
 
     /// Writes what it can this turn.

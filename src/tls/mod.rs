@@ -140,7 +140,7 @@ fn server_config(
 /// Writes the self-signed certificate (public) where browsers and curl can be pointed at it.
 fn write_public(path: &Path, pem: &str) -> Result<()> {
     if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)
+        crate::private::folder(folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
     }
     std::fs::write(path, pem).map_err(|e| {

@@ -2,6 +2,7 @@
 //! its log, and speaks raw HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod h2raw;
 pub mod pg;
 pub mod tls;
@@ -356,4 +357,56 @@ pub fn client() -> ureq::Agent {
         .timeout_global(Some(WAIT))
         .build()
         .into()
+}
+
+/// An argon2id hash of `password`, made by `tws hash-password`.
+pub fn hash(password: &str) -> String {
+    let mut child = tws()
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// An `Authorization: Basic` header line for `user` and `password`.
+pub fn basic(user: &str, password: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Authorization: Basic {out}\r\n")
+}
+
+/// True when `program` is installed; otherwise the test says it skips (or fails, when
+/// `TWS_REQUIRE_TOOLS` is set, as in CI, where every tool is installed).
+pub fn installed(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("TWS_REQUIRE_TOOLS").is_none(),
+            "{program} is required (TWS_REQUIRE_TOOLS) but not installed"
+        );
+        eprintln!("skipped: {program} is not installed");
+    }
+    found
 }

@@ -75,7 +75,12 @@ impl PgStore {
             .keepalives_idle(Duration::from_secs(10))
             .tcp_user_timeout(Duration::from_secs(5));
         let shown = shown(&config);
-        let pool = Arc::new(Pool::new(config, MAX_CONNECTIONS, CONNECT_TIMEOUT));
+        let pool = Arc::new(Pool::new(
+            config,
+            MAX_CONNECTIONS,
+            CONNECT_TIMEOUT,
+            shown.clone(),
+        ));
         pool.connect()
             .map_err(|e| anyhow!("cannot connect to PostgreSQL at {shown}: {}", reason(&e)))?;
         let (jobs, queue) = mpsc::channel();
@@ -301,7 +306,8 @@ impl Store for PgStore {
     }
 
     fn page(&self, collection: &Collection, query: &PageQuery) -> Result<Page, ReadError> {
-        self.read(|conn| sql::page(conn, &collection.name, query))
+        self.read(|conn| sql::page(conn, &collection.name, query))?
+            .ok_or(ReadError::CursorGone)
     }
 
     fn location(&self) -> String {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::sync::lock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,10 @@ pub(super) struct Pool {
     freed: Condvar,
     /// Connections seen broken so far.
     failures: AtomicU64,
+    /// The database cannot be reached (said once on stderr when it goes, once when it is back).
+    down: AtomicBool,
+    /// Where the database is, for those two lines.
+    shown: String,
 }
 
 /// Idle longer than this, a connection is checked before use.
@@ -94,7 +98,7 @@ impl Drop for Lent<'_> {
 
 impl Pool {
     /// At most `max` connections; a caller waits at most `wait` for one.
-    pub fn new(config: Config, max: usize, wait: Duration) -> Pool {
+    pub fn new(config: Config, max: usize, wait: Duration, shown: String) -> Pool {
         Pool {
             config,
             max,
@@ -102,6 +106,25 @@ impl Pool {
             state: Mutex::new(State::default()),
             freed: Condvar::new(),
             failures: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            shown,
+        }
+    }
+
+    /// Says on stderr, once, that the database cannot be reached.
+    fn went_down(&self, why: &str) {
+        if !self.down.swap(true, Ordering::AcqRel) {
+            crate::report!(
+                "tws: the database at {} is unavailable ({why}); collections answer 503 until it is back, files are served on",
+                self.shown
+            );
+        }
+    }
+
+    /// Says on stderr, once, that the database can be reached again.
+    fn came_back(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            crate::report!("tws: the database at {} is available again", self.shown);
         }
     }
 
@@ -133,15 +156,20 @@ impl Pool {
                 state.open += 1;
                 drop(state);
                 return match self.connect() {
-                    Ok(conn) => Ok(Lent {
-                        pool: self,
-                        conn: Some(conn),
-                    }),
+                    Ok(conn) => {
+                        self.came_back();
+                        Ok(Lent {
+                            pool: self,
+                            conn: Some(conn),
+                        })
+                    }
                     Err(e) => {
                         lock(&self.state).open -= 1;
                         self.freed.notify_one();
                         self.failures.fetch_add(1, Ordering::Relaxed);
-                        Err(format!("cannot connect: {}", reason(&e)))
+                        let why = format!("cannot connect: {}", reason(&e));
+                        self.went_down(&why);
+                        Err(why)
                     }
                 };
             }

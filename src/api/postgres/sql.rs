@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::pool::{Conn, prepare};
 use crate::api::apply::Rows;
-use crate::api::keyset::{Dialect, page_sql};
+use crate::api::keyset::{self, Collector, Dialect, cursor_sql, page_sql};
 use crate::api::schema::{Collection, FieldType, type_change};
-use crate::api::store::{Cursor, Page, PageQuery, Record};
+use crate::api::store::{Page, PageQuery, Record};
 
 /// Taken by the node migrating the schema; others wait for it.
 const MIGRATION_LOCK: i64 = 0x7477_7301;
@@ -211,23 +211,32 @@ impl Dialect for Postgres {
     const NULLS: (&'static str, &'static str) = (" NULLS FIRST", " NULLS LAST");
 }
 
+/// A page; `Ok(None)` when the record it continues after is gone. Rows are read as they
+/// arrive, and reading stops once the page is full.
 pub(super) fn page(
     conn: &mut Conn,
     collection: &str,
     query: &PageQuery,
-) -> Result<Page, postgres::Error> {
-    let (sql, params) = page_sql::<Postgres>(&table(collection), COLUMNS, query);
+) -> Result<Option<Page>, postgres::Error> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let t = table(collection);
+    let after = keyset::start(query, |id, field| {
+        let s = conn.prepared(&cursor_sql::<Postgres>(&t, field))?;
+        let row = conn.client.query_opt(&s, &[&id])?;
+        Ok(row.map(|row| row.get::<_, Option<Value>>(0).unwrap_or(Value::Null)))
+    })?;
+    let Some(after) = after else {
+        return Ok(None);
+    };
+    let (sql, params) = page_sql::<Postgres>(&t, COLUMNS, query, after.as_ref());
     let s = conn.prepared(&sql)?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-    let rows = conn.client.query(&s, &refs)?;
-    let more = rows.len() > query.limit;
-    let records: Vec<Record> = rows.iter().take(query.limit).map(record).collect();
-    let next = match rows.get(query.limit.saturating_sub(1)) {
-        Some(last) if more => Some(Cursor {
-            value: last.get::<_, Option<Value>>(5).unwrap_or(Value::Null),
-            id: last.get(0),
-        }),
-        _ => None,
-    };
-    Ok(Page { records, next })
+    let mut rows = conn.client.query_raw(&s, refs)?;
+    let mut page = Collector::new(query);
+    while let Some(row) = rows.next()? {
+        if !page.push(record(&row)) {
+            break;
+        }
+    }
+    Ok(Some(page.finish()))
 }

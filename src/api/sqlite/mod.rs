@@ -28,9 +28,6 @@ pub const DB_FILE: &str = "tws.db";
 /// Bytes of records kept in memory for reads by id.
 pub const RECORD_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
-/// The file whose lock says a server is using the data folder.
-const LOCK_FILE: &str = "tws.lock";
-
 /// Longest a page query may run before it is stopped.
 const PAGE_TIME_LIMIT: Duration = Duration::from_secs(1);
 
@@ -50,7 +47,7 @@ pub struct SqliteStore {
     counters: Arc<Counters>,
     /// Held (locked) while the store is open: one server per data folder, since the cache
     /// trusts that no one else writes.
-    _lock: std::fs::File,
+    _lock: Arc<std::fs::File>,
 }
 
 /// A table's name for a collection (collection names are checked at load: `[a-z][a-z0-9_]*`).
@@ -66,10 +63,22 @@ fn field_expr(field: &str) -> String {
 impl SqliteStore {
     /// Opens (creating if needed) `data/tws.db` and starts its writer.
     pub fn open(data: &Path, mode: SyncMode) -> Result<SqliteStore> {
-        std::fs::create_dir_all(data)
+        crate::private::folder(data)
             .with_context(|| format!("cannot create data folder {}", data.display()))?;
-        let lock = lock_folder(data)?;
+        let lock = crate::private::lock_data(data)?;
         let path = data.join(DB_FILE);
+        // Made for the owner alone before SQLite opens it; its WAL and shared-memory files
+        // take the same mode.
+        crate::private::file(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let extra = std::path::PathBuf::from(name);
+            if extra.exists() {
+                crate::private::file(&extra)
+                    .with_context(|| format!("cannot restrict {}", extra.display()))?;
+            }
+        }
         let conn = open_read_write(&path)?;
         conn.execute_batch(prepare::REGISTRY)
             .with_context(|| format!("cannot set up {}", path.display()))?;
@@ -115,27 +124,6 @@ impl SqliteStore {
         lock(&self.readers).push(conn);
         result
     }
-}
-
-/// Locks `data/tws.lock`, or says which folder another server is using.
-fn lock_folder(data: &Path) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let path = data.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        anyhow::bail!(
-            "data folder {} is in use by another tws (locked {}); give each server its own --data",
-            data.display(),
-            path.display()
-        );
-    }
-    Ok(file)
 }
 
 fn open_read_write(path: &Path) -> Result<Connection> {
@@ -209,7 +197,8 @@ impl Store for SqliteStore {
             let page = read::page(conn, &collection.name, query);
             conn.progress_handler(0, None::<fn() -> bool>)?;
             page
-        })
+        })?
+        .ok_or(ReadError::CursorGone)
     }
 
     fn location(&self) -> String {

@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use super::{field_expr, table};
-use crate::api::keyset::{Dialect, page_sql};
-use crate::api::store::{Cursor, Page, PageQuery, Record};
+use crate::api::keyset::{self, Collector, Dialect, cursor_sql, page_sql};
+use crate::api::store::{Page, PageQuery, Record};
 
 const COLUMNS: &str = "id, version, created, updated, data";
 
@@ -76,31 +76,29 @@ impl Dialect for Sqlite {
     const NULLS: (&'static str, &'static str) = ("", "");
 }
 
+/// A page; `Ok(None)` when the record it continues after is gone.
 pub(super) fn page(
     conn: &Connection,
     collection: &str,
     query: &PageQuery,
-) -> rusqlite::Result<Page> {
-    let (sql, params) = page_sql::<Sqlite>(&table(collection), COLUMNS, query);
+) -> rusqlite::Result<Option<Page>> {
+    let t = table(collection);
+    let after = keyset::start(query, |id, field| {
+        conn.prepare_cached(&cursor_sql::<Sqlite>(&t, field))?
+            .query_row([id], |row| Ok(from_sql(row.get_ref(0)?)))
+            .optional()
+    })?;
+    let Some(after) = after else {
+        return Ok(None);
+    };
+    let (sql, params) = page_sql::<Sqlite>(&t, COLUMNS, query, after.as_ref());
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(rusqlite::params_from_iter(params))?;
-    let mut records = Vec::with_capacity(query.limit.min(128));
-    let mut last_key = Value::Null;
-    let mut more = false;
+    let mut page = Collector::new(query);
     while let Some(row) = rows.next()? {
-        if records.len() == query.limit {
-            more = true;
+        if !page.push(record(row)?) {
             break;
         }
-        records.push(record(row)?);
-        last_key = from_sql(row.get_ref(5)?);
     }
-    let next = match records.last() {
-        Some(last) if more => Some(Cursor {
-            value: last_key,
-            id: last.id,
-        }),
-        _ => None,
-    };
-    Ok(Page { records, next })
+    Ok(Some(page.finish()))
 }

@@ -47,7 +47,10 @@ impl Scan {
             let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
-            if (name.starts_with('.') && !exposure.dotfiles) || name.contains('\\') {
+            if (name.starts_with('.') && !exposure.dotfiles)
+                || name.contains('\\')
+                || crate::path::is_protected(&folder.join(&name))
+            {
                 continue;
             }
             let Ok(kind) = e.file_type() else { continue };

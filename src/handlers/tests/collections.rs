@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::http::response::TEXT_HTML;
 
 const THINGS: &str = r#"
 [[collection]]

@@ -454,7 +454,7 @@ impl H2 {
                 return Ok(());
             }
         };
-        let routed = match exchange::route(cx, &mut ex, &req, t.role) {
+        let routed = match exchange::route(cx, t, &mut ex, &req) {
             Dispatch::Answer(response, _) => {
                 self.respond(t, cx, id, &ex, Some(&req), response);
                 return Ok(());
