@@ -111,6 +111,24 @@ pub struct Cli {
     #[arg(long, value_name = "USER:HASH")]
     pub auth: Vec<String>,
 
+    /// Folder mode: let people upload files and make folders (PUT, POST; the listing has a
+    /// form, a folder picker and drag and drop)
+    #[arg(long)]
+    pub upload: bool,
+
+    /// Folder mode: let people delete files and folders (DELETE)
+    #[arg(long)]
+    pub delete: bool,
+
+    /// Folder mode: let people rename files and folders (POST ?rename=NEW)
+    #[arg(long)]
+    pub rename: bool,
+
+    /// Folder mode: allow --upload, --delete and --rename without --auth on an address other
+    /// than loopback (anyone who reaches the server may then change the folder)
+    #[arg(long)]
+    pub allow_anonymous_writes: bool,
+
     /// Cache-Control for files and folders whose route sets none (folder mode: every file)
     #[arg(long, value_name = "VALUE")]
     pub cache_control: Option<String>,
@@ -188,6 +206,10 @@ impl Cli {
             auth: self.auth.clone(),
             trusted_proxies: self.trusted_proxy.clone(),
             cache_control: self.cache_control.clone(),
+            upload: self.upload,
+            delete: self.delete,
+            rename: self.rename,
+            allow_anonymous_writes: self.allow_anonymous_writes,
         }
     }
 }

@@ -261,15 +261,8 @@ fn protect_data_folder(config: &Config) -> Result<Option<Arc<std::fs::File>>> {
 
 /// Basic authentication sends passwords in clear: say so when that crosses a network.
 fn warn_about_plain_passwords(config: &Config) {
-    let host = config
-        .server
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let host = &config.server.host;
+    let loopback = config.server.loopback_only();
     if config.server.tls.is_none() && !loopback && config.routes.iter().any(|r| r.auth.is_some()) {
         report!(
             "tws: warning: basic authentication served over plain HTTP on {host}: passwords cross the network in clear; serve HTTPS (--tls-cert and --tls-key)"

@@ -94,6 +94,92 @@ pub struct DirSpec {
     pub clean_urls: bool,
     /// Served (200) for a GET or HEAD that would otherwise be 404: an SPA's index.
     pub fallback: Option<String>,
+    /// What people may change in the folder (nothing by default).
+    pub writes: Writes,
+    /// A listed folder can be downloaded whole as tar, tar.gz or zip (`?download=`).
+    pub archives: bool,
+}
+
+/// Default most bytes of one uploaded file.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 40;
+
+/// What people may change in a folder route's folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Writes {
+    /// Files sent with PUT, or POST multipart/form-data to a folder.
+    pub upload: bool,
+    /// `POST folder/?mkdir=NAME`.
+    pub mkdir: bool,
+    /// `DELETE path` (or `POST path?delete`).
+    pub delete: bool,
+    /// `POST path?rename=NEW`.
+    pub rename: bool,
+    /// An upload may replace a file of the same name (else 409).
+    pub overwrite: bool,
+    /// Most bytes of one uploaded file (413 past it).
+    pub max_upload_bytes: u64,
+    /// The realm writes need, when reads need none (`write_auth`); writes otherwise need the
+    /// route's own `auth`, if any.
+    pub auth: Option<Arc<Realm>>,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Writes {
+            upload: false,
+            mkdir: false,
+            delete: false,
+            rename: false,
+            overwrite: false,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            auth: None,
+        }
+    }
+}
+
+impl Writes {
+    /// True when some change is allowed.
+    pub fn any(&self) -> bool {
+        self.upload || self.mkdir || self.delete || self.rename
+    }
+
+    /// The methods writes add to a folder route's GET and HEAD.
+    pub fn methods(&self) -> Methods {
+        let mut set = Methods::NONE;
+        if self.upload || self.mkdir || self.rename || self.delete {
+            set = set.with(Method::Post);
+        }
+        if self.upload {
+            set = set.with(Method::Put);
+        }
+        if self.delete {
+            set = set.with(Method::Delete);
+        }
+        set
+    }
+}
+
+/// What a folder route lets people do from its listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Features {
+    pub upload: bool,
+    pub mkdir: bool,
+    pub delete: bool,
+    pub rename: bool,
+    pub archives: bool,
+}
+
+impl DirSpec {
+    /// What the listing offers.
+    pub fn features(&self) -> Features {
+        Features {
+            upload: self.writes.upload,
+            mkdir: self.writes.mkdir,
+            delete: self.writes.delete,
+            rename: self.writes.rename,
+            archives: self.archives && self.listing,
+        }
+    }
 }
 
 /// The built-in actions. (The old user actions, `create_user`, `list_users` and `get_user`,

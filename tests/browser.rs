@@ -2,8 +2,9 @@
 //! forms) use tws the way a site's visitors do, and the test reads what they wrote into the
 //! DOM. A preflighted cross-origin fetch between two tws origins, and one from an origin the
 //! route does not allow; the bundled site's create-user form; a cross-site form post to a
-//! protected collection; a 32 MiB download over HTTPS and HTTP/2. Run alone with
-//! `cargo test --test browser`.
+//! protected collection; a 32 MiB download over HTTPS and HTTP/2; files sent from a folder's
+//! listing page (its script, then its plain form); the listing in light and dark, with
+//! screenshots left in `target/screenshots`. Run alone with `cargo test --test browser`.
 
 mod common;
 
@@ -179,14 +180,7 @@ fn a_32_mib_download_over_https_and_http2_arrives_whole() {
     let dir = scratch("browser-download");
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut data = Vec::with_capacity(32 << 20);
-    while data.len() < 32 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
+    let data = common::Pattern::bytes(0x2545_f491_4f6c_dd1d, 32 << 20);
     std::fs::write(www.join("big.bin"), &data).unwrap();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &data);
     let want: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -226,4 +220,139 @@ fn a_32_mib_download_over_https_and_http2_arrives_whole() {
         format!("h2 {} {want}", 32 << 20),
         "{dom}"
     );
+}
+
+/// The listing page of an upload folder in a frame, driven as a person would: files picked
+/// (a `File` made in the page) and sent by the page's script (PUT, with progress), then by
+/// the plain form (multipart, as without script); each then listed and read back.
+const UPLOAD_VISIT: &str = r#"<!doctype html><p id="out">waiting</p><iframe id="f" src="/drop/"></iframe><script>
+const f = document.getElementById('f'), out = document.getElementById('out');
+const size = 32 << 20, bytes = new Uint8Array(size);
+let x = 2463534242;
+for (let i = 0; i < size; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; bytes[i] = x & 255; }
+const pick = (doc, file) => {
+  const picked = new DataTransfer(); picked.items.add(file);
+  doc.getElementById('files').files = picked.files;
+};
+const listed = doc => [...doc.querySelectorAll('td.name a')].map(a => a.textContent);
+let step = 0, report = [];
+f.onload = async () => {
+  const doc = f.contentDocument;
+  step += 1;
+  if (step === 1) {
+    pick(doc, new File([bytes], 'from the page.bin'));
+    doc.getElementById('upload').requestSubmit();
+  } else if (step === 2) {
+    const got = new Uint8Array(await (await fetch('/drop/from%20the%20page.bin')).arrayBuffer());
+    const same = got.length === size && got.every((b, i) => b === bytes[i]);
+    report.push('script ' + listed(doc).includes('from the page.bin') + ' ' + same);
+    pick(doc, new File(['plain form\n'], 'plain.txt'));
+    doc.getElementById('upload').submit();
+  } else if (step === 3) {
+    const got = await (await fetch('/drop/plain.txt')).text();
+    report.push('form ' + doc.location.pathname + ' ' + listed(doc).includes('plain.txt') + ' ' + JSON.stringify(got));
+    out.textContent = report.join(' | ');
+  }
+};
+</script>"#;
+
+#[test]
+fn files_sent_from_the_listing_page_arrive_whole() {
+    // Over HTTP/1.1 from a routes file, and over HTTPS and HTTP/2 in folder mode.
+    let dir = scratch("browser-upload");
+    let site = "[[route]]\npath = \"/drop/\"\ndir = \"drop\"\nlisting = true\nupload = true\n\n\
+                [[route]]\npath = \"/\"\ndir = \".\"\n";
+    std::fs::create_dir_all(dir.join("site/drop")).unwrap();
+    let plain = origin(&dir, "site", site);
+    page(&dir, "site", "visit.html", UPLOAD_VISIT);
+    let folder = dir.join("folder");
+    std::fs::create_dir_all(folder.join("drop")).unwrap();
+    std::fs::write(folder.join("visit.html"), UPLOAD_VISIT).unwrap();
+    let cert = test_cert(&dir, "upload", &[]);
+    let data = dir.join("folder-data");
+    let args = [
+        "--root",
+        folder.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--upload",
+    ];
+    let tls = Server::start_tls(&args, &cert);
+    let runs = [
+        (&plain, dir.join("site/drop"), "HTTP/1.1"),
+        (&tls, folder.join("drop"), "HTTP/2.0"),
+    ];
+    for (server, drop, version) in runs {
+        let name = version.replace('/', "");
+        let Some(dom) = dump_dom(
+            &server.url("/visit.html"),
+            &profile(&dir, &name),
+            &["--ignore-certificate-errors"],
+        ) else {
+            return;
+        };
+        assert_eq!(
+            text_of(&dom, "out"),
+            "script true true | form /drop/ true \"plain form\\n\"",
+            "{version}: {dom}"
+        );
+        let sent = std::fs::read(drop.join("from the page.bin")).unwrap();
+        assert_eq!(sent.len(), 32 << 20, "{version}");
+        common::wait_line(
+            &server.log,
+            &format!("\"PUT /drop/from%20the%20page.bin {version}\" 201"),
+        );
+        common::wait_line(&server.log, &format!("\"POST /drop/ {version}\" 303"));
+    }
+}
+
+/// The background colour of the listing page, as the browser paints it.
+const COLOURS: &str = r#"<!doctype html><p id="out">waiting</p><iframe id="f" src="/files/"></iframe><script>
+const f = document.getElementById('f');
+f.onload = () => {
+  const doc = f.contentDocument;
+  document.getElementById('out').textContent =
+    getComputedStyle(doc.body).backgroundColor + ' ' + getComputedStyle(doc.querySelector('h1')).color;
+};
+</script>"#;
+
+#[test]
+fn the_listing_follows_the_light_or_dark_preference() {
+    let dir = scratch("browser-colours");
+    let site = "[[route]]\npath = \"/files/\"\ndir = \"files\"\nlisting = true\nupload = true\n\
+                mkdir = true\ndelete = true\nrename = true\narchives = true\n\n\
+                [[route]]\npath = \"/\"\ndir = \".\"\n";
+    let files = dir.join("site/files");
+    std::fs::create_dir_all(files.join("photos")).unwrap();
+    let server = origin(&dir, "site", site);
+    std::fs::write(files.join("notes.txt"), "notes").unwrap();
+    std::fs::write(
+        files.join("README.md"),
+        "# Shared files\n\nPut *anything* here.\n",
+    )
+    .unwrap();
+    page(&dir, "site", "colours.html", COLOURS);
+    let Some(light) = dump_dom(&server.url("/colours.html"), &profile(&dir, "light"), &[]) else {
+        return;
+    };
+    let dark = dump_dom(
+        &server.url("/colours.html"),
+        &profile(&dir, "dark"),
+        &["--force-dark-mode"],
+    )
+    .unwrap();
+    assert_eq!(text_of(&light, "out"), "rgb(255, 255, 255) rgb(29, 29, 31)");
+    assert_eq!(text_of(&dark, "out"), "rgb(22, 23, 26) rgb(232, 232, 234)");
+    // Screenshots of both, for people to look at (target/screenshots).
+    let shots = common::repo().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (name, extra) in [
+        ("listing-light", None),
+        ("listing-dark", Some("--force-dark-mode")),
+    ] {
+        let path = shots.join(format!("{name}.png"));
+        common::browser::screenshot(&server.url("/files/"), &path, &profile(&dir, name), extra);
+        let png = std::fs::read(&path).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}");
+    }
 }

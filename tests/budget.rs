@@ -15,12 +15,7 @@ const DECLARED: usize = 1 << 20;
 const SENT: usize = 1_000_000;
 
 fn rss_kib(server: &Server, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
+    common::memory_kib(server.child.id(), field)
 }
 
 /// Opens the attackers' connections and pushes as much of their bodies as the server (and

@@ -133,8 +133,28 @@ fn startup_errors_are_one_line_and_exit_non_zero() {
         "good.toml",
         "[[route]]\npath = \"/\"\npage = \"site/index.html\"\n",
     );
+    let open = write(
+        "open.toml",
+        "[server]\nhost = \"0.0.0.0\"\n\n[[route]]\npath = \"/files/\"\ndir = \"site\"\nupload = true\n",
+    );
+    let site = dir.join("site");
+    let site = site.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--config", &syntax], "syntax.toml:2:8"),
+        (
+            vec!["--config", &open],
+            "open.toml:4: route \"/files/\": upload, mkdir, delete or rename on a route without `auth`",
+        ),
+        (
+            vec!["--config", &good, "--upload"],
+            "--upload, --delete and --rename are for --root",
+        ),
+        (
+            vec![
+                "--root", site, "--upload", "--host", "0.0.0.0", "--port", "0",
+            ],
+            "--upload, --delete and --rename let anyone who reaches the server change the folder",
+        ),
         (
             vec!["--config", &unknown],
             "unknown.toml:3:1: unknown field `pgae`",

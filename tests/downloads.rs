@@ -28,15 +28,10 @@ fn site(name: &str) -> Site {
     let dir = scratch(name);
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
-    // xorshift: incompressible bytes without reading /dev/urandom.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut random = Vec::with_capacity(RANDOM_BYTES);
-    while random.len() < RANDOM_BYTES {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        random.extend_from_slice(&x.to_le_bytes());
-    }
+    // Incompressible bytes without reading /dev/urandom.
+    let mut pattern = common::Pattern::new(0x9e37_79b9_7f4a_7c15);
+    let mut random = vec![0; RANDOM_BYTES];
+    pattern.fill(&mut random);
     std::fs::write(www.join("rand32.bin"), &random).unwrap();
     let words = [
         "alpha", "beta", "gamma", "delta", "stream", "window", "frame", "tws",
@@ -44,9 +39,7 @@ fn site(name: &str) -> Site {
     let mut text = String::with_capacity(TEXT_BYTES + 64);
     let mut i = 0usize;
     while text.len() < TEXT_BYTES {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = pattern.next_u64();
         text.push_str(words[(x % words.len() as u64) as usize]);
         i += 1;
         text.push(if i.is_multiple_of(9) { '\n' } else { ' ' });

@@ -11,13 +11,7 @@ use common::Server;
 use common::h2raw::*;
 
 fn rss_kib(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    common::memory_kib(server.child.id(), "VmRSS")
 }
 
 #[test]

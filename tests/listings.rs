@@ -82,14 +82,14 @@ fn html_pages_cover_every_entry_once_by_following_their_links() {
         let html = reply.text();
         assert!(
             html.contains(&format!(
-                "<p>{ENTRIES} entries; page {pages} of {}",
+                "<p class=\"muted\">{ENTRIES} entries; page {pages} of {}",
                 ENTRIES / PAGE
             )),
             "the page says how many entries the folder holds"
         );
-        // Rows are `<tr><td><a href="./HREF">TEXT</a>`; the link and the text name one entry.
+        // Rows are `<tr><td class="name"><a href="./HREF">TEXT</a>`; link and text name one entry.
         let mut rows = 0;
-        for row in html.split("<tr><td><a href=\"./").skip(1) {
+        for row in html.split("<tr><td class=\"name\"><a href=\"./").skip(1) {
             let (href, rest) = row.split_once("\">").unwrap();
             let text = rest.split_once("</a>").unwrap().0;
             assert!(

@@ -95,15 +95,6 @@ fn start_piped(dir: &Path, extra: &[&str]) -> (Child, SocketAddr, ChildStdout, E
 
 type Errors = Arc<std::sync::Mutex<Vec<String>>>;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 /// The time the same load takes with the access log off: the reference rate.
 fn reference(dir: &Path) -> Duration {
     let server = Server::start(&["--root", dir.to_str().unwrap(), "--log-format", "off"]);
@@ -116,7 +107,7 @@ fn a_stdout_nobody_reads_never_stops_serving() {
     let off = reference(&dir);
     let (mut child, addr, stdout, errors) = start_piped(&dir, &[]);
     let took = load(addr, PER_CLIENT);
-    let rss = rss_kib(child.id());
+    let rss = common::memory_kib(child.id(), "VmRSS");
     let line = common::wait_line(&errors, "access log is not keeping up");
     let _ = child.kill();
     let _ = child.wait();

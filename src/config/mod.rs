@@ -2,6 +2,7 @@
 //! load; anything wrong is reported as one line naming the file, the line and the key.
 
 mod collections;
+mod folders;
 mod routes;
 mod rules;
 mod server;
@@ -76,6 +77,12 @@ pub struct Overrides {
     pub trusted_proxies: Vec<String>,
     /// `--cache-control VALUE`: for file, page and folder routes that set none.
     pub cache_control: Option<String>,
+    /// Folder mode: `--upload` (files and new folders), `--delete`, `--rename`, and
+    /// `--allow-anonymous-writes` (without `--auth`, off loopback).
+    pub upload: bool,
+    pub delete: bool,
+    pub rename: bool,
+    pub allow_anonymous_writes: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,6 +108,18 @@ struct RawFile {
 impl Config {
     /// Reads and validates a routes file, then applies the command-line overrides.
     pub fn load(source: &Path, overrides: &Overrides) -> Result<Config> {
+        if overrides.upload || overrides.delete || overrides.rename {
+            bail!(
+                "--upload, --delete and --rename are for --root; with --config, say upload = true, delete = true or rename = true on the folder's route in {}",
+                source.display()
+            );
+        }
+        if overrides.allow_anonymous_writes {
+            bail!(
+                "--allow-anonymous-writes is for --root; with --config, say allow_anonymous_writes = true on the folder's route in {}",
+                source.display()
+            );
+        }
         let text = std::fs::read_to_string(source)
             .with_context(|| format!("cannot read routes file {}", source.display()))?;
         let at = Locator {
@@ -165,6 +184,7 @@ impl Config {
                 &server.root,
                 server.max_listing_entries,
                 &site,
+                server.loopback_only(),
                 &mut users,
             )
             .map_err(|e| anyhow!("{}:{line}: route \"{path}\": {e:#}", source.display()))?;
@@ -216,19 +236,41 @@ impl Config {
         let folder = canonical_dir(&server.root).context("--root")?;
         let site = SiteRules::load(BTreeMap::new(), None, BTreeMap::new(), overrides, &at)?;
         let auth = (!overrides.auth.is_empty()).then(|| rules::FLAG_REALM.to_owned());
+        let protected = auth.is_some();
         let rules = site
             .for_route(None, None, auth, None, None)
             .map_err(anyhow::Error::msg)?;
+        let raw_writes = folders::RawWrites {
+            upload: Some(overrides.upload),
+            mkdir: Some(overrides.upload),
+            delete: Some(overrides.delete),
+            rename: Some(overrides.rename),
+            allow_anonymous_writes: Some(overrides.allow_anonymous_writes),
+            ..folders::RawWrites::default()
+        };
+        let (writes, _) = raw_writes
+            .check(&site, protected, server.loopback_only())
+            .map_err(|_| {
+                anyhow!(
+                    "--upload, --delete and --rename let anyone who reaches the server change the folder: add --auth USER:HASH, or --allow-anonymous-writes on purpose (or listen on 127.0.0.1 only)"
+                )
+            })?;
+        let spec = DirSpec {
+            folder,
+            index: DEFAULT_INDEX.to_owned(),
+            listing: true,
+            max_listing_entries: server.max_listing_entries,
+            archives: true,
+            writes,
+            ..DirSpec::default()
+        };
+        let methods = Target::Dir(DirSpec::default())
+            .default_methods()
+            .union(spec.writes.methods());
         let mut routes = vec![Route {
             path: "/".to_owned(),
-            methods: Target::Dir(DirSpec::default()).default_methods(),
-            target: Target::Dir(DirSpec {
-                folder,
-                index: DEFAULT_INDEX.to_owned(),
-                listing: true,
-                max_listing_entries: server.max_listing_entries,
-                ..DirSpec::default()
-            }),
+            methods,
+            target: Target::Dir(spec),
             line: 0,
             compress: true,
             hosts: Vec::new(),

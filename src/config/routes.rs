@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Locator;
+use super::folders::RawWrites;
 use super::rules::{OneOrMany, RawCors, SiteRules};
 use crate::api::Endpoint;
 use crate::api::schema::Collection;
@@ -52,6 +53,15 @@ pub(super) struct RawRoute {
     auth: Option<String>,
     host: Option<OneOrMany>,
     allow: Option<Vec<String>>,
+    archives: Option<bool>,
+    upload: Option<bool>,
+    mkdir: Option<bool>,
+    delete: Option<bool>,
+    rename: Option<bool>,
+    overwrite: Option<bool>,
+    max_upload_bytes: Option<u64>,
+    write_auth: Option<String>,
+    allow_anonymous_writes: Option<bool>,
 }
 
 /// The actions of earlier versions that kept users, now routes onto the `users` collection:
@@ -94,6 +104,7 @@ pub(super) fn validate_route(
     root: &Path,
     page_size: usize,
     rules: &SiteRules,
+    loopback: bool,
     users: &mut dyn FnMut() -> Arc<Collection>,
 ) -> Result<Route> {
     let fail = |message: String| anyhow!(message);
@@ -123,7 +134,23 @@ pub(super) fn validate_route(
             )));
         }
     };
-    let misplaced: [(&str, bool, &[&str]); 11] = [
+    let raw_writes = RawWrites {
+        upload: raw.upload,
+        mkdir: raw.mkdir,
+        delete: raw.delete,
+        rename: raw.rename,
+        overwrite: raw.overwrite,
+        max_upload_bytes: raw.max_upload_bytes,
+        write_auth: raw.write_auth.clone(),
+        allow_anonymous_writes: raw.allow_anonymous_writes,
+    };
+    let misplaced: [(&str, bool, &[&str]); 13] = [
+        ("archives", raw.archives.is_some(), &["dir"]),
+        (
+            raw_writes.present().unwrap_or("upload"),
+            raw_writes.present().is_some(),
+            &["dir"],
+        ),
         ("status", raw.status.is_some(), &["redirect"]),
         ("clean_urls", raw.clean_urls.is_some(), &["dir"]),
         ("fallback", raw.fallback.is_some(), &["dir"]),
@@ -206,6 +233,21 @@ pub(super) fn validate_route(
                 symlinks,
             },
             cache_control: raw.cache_control,
+            writes: {
+                let protected = raw.auth.is_some();
+                raw_writes
+                    .check(rules, protected, loopback)
+                    .map_err(fail)?
+                    .0
+            },
+            archives: match (raw.archives, raw.listing) {
+                (Some(true), None | Some(false)) => {
+                    return Err(fail(
+                        "`archives` offers listed folders: add listing = true".to_owned(),
+                    ));
+                }
+                (archives, _) => archives.unwrap_or(false),
+            },
         }),
         Kind::Action => {
             let name = raw.action.unwrap_or_default();
@@ -263,6 +305,9 @@ pub(super) fn validate_route(
     }
     if !matches!(target, Target::Collection(_)) {
         supported = target.default_methods();
+        if let Target::Dir(spec) = &target {
+            supported = supported.union(spec.writes.methods());
+        }
     }
     let methods = match raw.methods {
         None => supported,
@@ -302,14 +347,14 @@ pub(super) fn validate_route(
         allow: rules.allow.or_else(|| {
             // Metrics name every route and count its logins: only this machine reads them,
             // unless the route says who else may (`auth` or `allow`).
-            (target_is_metrics && rules.auth.is_none()).then(loopback)
+            (target_is_metrics && rules.auth.is_none()).then(loopback_nets)
         }),
         auth: rules.auth,
     })
 }
 
 /// Loopback addresses, IPv4 and IPv6.
-fn loopback() -> Arc<[Net]> {
+fn loopback_nets() -> Arc<[Net]> {
     ["127.0.0.0/8", "::1"]
         .iter()
         .map(|n| Net::parse(n).expect("a valid network"))

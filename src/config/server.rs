@@ -59,6 +59,18 @@ pub struct Server {
     pub trusted_proxies: TrustedProxies,
 }
 
+impl Server {
+    /// True when the server listens on a loopback address only (`127.0.0.1`, `::1`,
+    /// `localhost`): nothing off this machine reaches it.
+    pub fn loopback_only(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 /// A database URL, which may hold a password: shown without it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreUrl(pub String);

@@ -1,6 +1,7 @@
 //! Folder routes: a path inside a mounted folder becomes a file, its index, a listing, or a
 //! redirect to the slash form of a folder.
 
+use super::archive;
 use super::file::{FileOptions, FileSet};
 use super::listing::{self, Listing, Listings};
 use super::media::ContentTypes;
@@ -113,22 +114,38 @@ fn find(
             Response::empty(301).header("Location", location),
         ));
     }
+    if let Some(format) = archive::requested(query) {
+        if !spec.features().archives {
+            return Err(HttpError::Forbidden(
+                "this folder is not offered as an archive (archives = true on its route)",
+            ));
+        }
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("files");
+        return Ok(Served::Other(archive::response(
+            &target,
+            name,
+            spec.exposure,
+            format?,
+        )));
+    }
     let index = format!("{rest}{}", spec.index);
     if is_file(&index) {
         return open(&index).map(|set| Served::Found(set, index));
     }
     if spec.listing {
-        let page_size = spec.max_listing_entries;
-        listings
-            .get(
-                &spec.folder,
-                rest,
-                path,
-                spec.exposure,
-                page_size,
-                compression,
-            )
-            .map(Served::Listing)
+        let key = listing::Key {
+            root: spec.folder.clone(),
+            rest: rest.to_owned(),
+            path: path.to_owned(),
+            exposure: spec.exposure,
+            page_size: spec.max_listing_entries,
+            compressed: compression.is_some(),
+            features: spec.features(),
+        };
+        listings.get(key, compression).map(Served::Listing)
     } else {
         Err(HttpError::NotFound)
     }

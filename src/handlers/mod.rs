@@ -1,6 +1,8 @@
 //! The application: routes a parsed request and turns it into a `Response`. Nothing here touches
 //! a socket, so every handler is tested with plain values.
 
+pub mod archive;
+pub mod changes;
 pub mod compressed;
 pub mod dir;
 pub mod file;
@@ -9,6 +11,8 @@ pub mod media;
 pub mod redirect;
 mod routing;
 pub mod site;
+pub mod upload;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -23,6 +27,7 @@ use crate::http::{HttpError, Method, Request};
 use crate::path::{Exposure, Symlinks};
 use crate::router::{Found, Router};
 use crate::routes::{Route, Target};
+use crate::rules::auth::Realm;
 use crate::rules::guard::{self, Attempt};
 use crate::rules::headers::HeaderSet;
 use crate::rules::hosts::request_host;
@@ -64,8 +69,8 @@ pub struct Routed {
     path_at: usize,
     /// The `{id}` value, or the path inside a `dir` route.
     rest: String,
-    /// A login to verify (on the login threads) before anything else.
-    verify: Option<Box<Attempt>>,
+    /// A login to verify (on the login threads) before anything else, and its realm.
+    verify: Option<Box<(Attempt, Arc<Realm>)>>,
     /// Who asked (for the routing of an internal redirect).
     client: IpAddr,
     /// Reached by an internal redirect: a further one is not followed.
@@ -221,12 +226,18 @@ impl App {
         self.compression.as_ref().filter(|_| route.compress)
     }
 
-    /// True when the route serves files, whose sets a connection may cache.
-    pub fn serves_files(&self, routed: &Routed) -> bool {
-        matches!(
-            self.router.route(routed.index).target,
-            Target::File(_) | Target::Page(_) | Target::Dir(_)
-        )
+    /// True when the answer to `req` comes from a file set or listing a connection may keep
+    /// (a GET or HEAD of a file, page or folder route without a body, a login to check or an
+    /// archive to make).
+    pub fn cacheable(&self, req: &Request, routed: &Routed) -> bool {
+        matches!(req.method, Method::Get | Method::Head)
+            && req.framing == crate::http::request::Framing::None
+            && routed.verify.is_none()
+            && matches!(
+                self.router.route(routed.index).target,
+                Target::File(_) | Target::Page(_) | Target::Dir(_)
+            )
+            && archive::requested(req.query()).is_none()
     }
 
     /// Answers on the event loop what needs neither I/O nor much work: a record the store
@@ -288,6 +299,10 @@ impl App {
                 };
                 FileSet::open(&spec.folder, &spec.name, exposure, &self.types, options)
                     .map(dir::Served::File)
+            }
+            Target::Dir(spec) if !matches!(req.method, Method::Get | Method::Head) => {
+                let answer = changes::apply(spec, req, routed.path(), &routed.rest, body);
+                return reply.send(answer.unwrap_or_else(|e| self.error_response(routed, e)));
             }
             Target::Dir(spec) => dir::serve(
                 spec,
@@ -382,16 +397,54 @@ impl App {
         }
     }
 
+    /// Where the body of `req` goes as it arrives, when it is an upload (`upload::sink`);
+    /// `Ok(None)`: it is read into memory as usual.
+    pub fn body_sink(
+        &self,
+        req: &Request,
+        routed: &Routed,
+    ) -> Result<Option<Box<dyn upload::BodySink>>, upload::Refusal> {
+        match &self.router.route(routed.index).target {
+            Target::Dir(spec) => upload::sink(spec, req, routed.path(), &routed.rest),
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks the login of a routed request now, before its body is read (an upload's: its
+    /// body waits for the verdict); `Some` is the refusal. On the login threads.
+    pub fn check_login(&self, routed: &mut Routed) -> Option<Box<Response>> {
+        self.login_checked(routed).err()
+    }
+
+    fn login_checked(&self, routed: &mut Routed) -> Result<(), Box<Response>> {
+        let route = self.router.route(routed.index);
+        if let Some(login) = routed.verify.take() {
+            let (attempt, realm) = *login;
+            if !guard::guard().verify(&realm, attempt) {
+                return Err(Box::new(site::challenge(&realm, error_format(route))));
+            }
+        }
+        Ok(())
+    }
+
     /// Verifies the login a routed request carries (argon2: slow, on the login threads);
     /// `Err` holds the 401 for a wrong one.
     pub fn login(&self, mut routed: Routed) -> Result<Routed, Box<Response>> {
-        let route = self.router.route(routed.index);
-        if let (Some(realm), Some(attempt)) = (&route.auth, routed.verify.take())
-            && !guard::guard().verify(realm, *attempt)
-        {
-            return Err(Box::new(site::challenge(realm, error_format(route))));
-        }
+        self.login_checked(&mut routed)?;
         Ok(routed)
+    }
+
+    /// Takes the login a routed request carries out of it (to check it elsewhere first).
+    pub fn take_login(&self, routed: &mut Routed) -> Routed {
+        Routed {
+            index: routed.index,
+            key: routed.key.clone(),
+            path_at: routed.path_at,
+            rest: routed.rest.clone(),
+            verify: routed.verify.take(),
+            client: routed.client,
+            internal: routed.internal,
+        }
     }
 
     /// Answers a request from something kept for its path whose answer needs rendering first

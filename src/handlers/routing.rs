@@ -3,6 +3,7 @@
 //! the route's handler (`App::handle`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{App, Dispatch, Routed, error_format, listing, site};
@@ -77,20 +78,32 @@ impl App {
             // `/things/%31` is `/things/1` spelled otherwise: one record, one URL.
             return answer(self.error(HttpError::NotFound, format));
         }
-        if route.auth.is_some() && csrf::cross_site(req, route.cors.as_deref()) {
+        let writes = match &route.target {
+            Target::Dir(spec) if spec.writes.any() => Some(&spec.writes),
+            _ => None,
+        };
+        if (route.auth.is_some() || writes.is_some())
+            && csrf::cross_site(req, route.cors.as_deref())
+        {
             let err = HttpError::Forbidden(
                 "a request from another site cannot change anything here (cross-site request refused)",
             );
             return answer(self.error(err, format));
         }
         let mut verify = None;
-        if let Some(realm) = &route.auth {
+        // Writes to a folder whose reads are public need their own realm.
+        let changing = !matches!(req.method, Method::Get | Method::Head | Method::Options);
+        let realm = match writes.and_then(|w| w.auth.as_ref()) {
+            Some(write_realm) if changing && route.auth.is_none() => Some(write_realm),
+            _ => route.auth.as_ref(),
+        };
+        if let Some(realm) = realm {
             match guard::guard().check(realm, req, peer, Instant::now()) {
                 Check::Allowed => {}
                 Check::Challenge => return answer(site::challenge(realm, format)),
                 Check::Locked => return answer(site::locked(format)),
                 Check::Busy => return answer(site::busy(format)),
-                Check::Verify(attempt) => verify = Some(Box::new(attempt)),
+                Check::Verify(attempt) => verify = Some(Box::new((attempt, Arc::clone(realm)))),
             }
         }
         if req.method == Method::Options {

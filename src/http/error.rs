@@ -18,6 +18,8 @@ pub enum HttpError {
     RequestTimeout,
     /// What the request refers to existed and is gone for good.
     Gone(&'static str),
+    /// The request conflicts with what is there (a name taken).
+    Conflict(&'static str),
     /// A precondition header (If-Match, If-Unmodified-Since, If-None-Match) did not hold.
     PreconditionFailed,
     /// The route requires `If-Match` on changes, and the request has none.
@@ -36,6 +38,8 @@ pub enum HttpError {
     NotImplemented(&'static str),
     ServiceUnavailable(&'static str),
     VersionNotSupported,
+    /// No room left to store what was sent.
+    InsufficientStorage,
 }
 
 impl HttpError {
@@ -53,6 +57,7 @@ impl HttpError {
             ),
             HttpError::RequestTimeout => (408, "request not received in time"),
             HttpError::Gone(why) => (410, why),
+            HttpError::Conflict(why) => (409, why),
             HttpError::PreconditionFailed => (412, "a precondition of the request did not hold"),
             HttpError::PreconditionRequired => (
                 428,
@@ -69,6 +74,9 @@ impl HttpError {
             HttpError::Internal(why) => (500, why),
             HttpError::NotImplemented(why) => (501, why),
             HttpError::ServiceUnavailable(why) => (503, why),
+            HttpError::InsufficientStorage => {
+                (507, "the server's disk is full; nothing was stored")
+            }
             HttpError::VersionNotSupported => {
                 (505, "only HTTP/1.0, HTTP/1.1 and HTTP/2 are supported")
             }

@@ -8,6 +8,7 @@ pub mod date;
 pub mod encoding;
 pub mod error;
 pub mod form;
+pub mod multipart;
 pub mod range;
 pub mod request;
 pub mod response;

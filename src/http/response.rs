@@ -224,6 +224,13 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
+/// An error as a plain-text answer, boxed (what refuses an upload midway).
+impl From<HttpError> for Box<Response> {
+    fn from(e: HttpError) -> Box<Response> {
+        Box::new(Response::error(e, ErrorFormat::Text))
+    }
+}
+
 /// What the connection knows that the response does not.
 pub struct HeadContext<'a> {
     pub date: &'a str,

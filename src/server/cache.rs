@@ -182,7 +182,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.txt"), "a").unwrap();
         let root = dir.canonicalize().unwrap();
-        let built = Listing::build(&root, "", "/", Exposure::default(), 100, None).unwrap();
+        let built = Listing::build(
+            &root,
+            "",
+            "/",
+            Exposure::default(),
+            100,
+            None,
+            Default::default(),
+        )
+        .unwrap();
         (dir, Cacheable::Listing(Arc::new(built)))
     }
 

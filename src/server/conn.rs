@@ -11,6 +11,7 @@ use super::h1::H1;
 use super::h2::H2;
 use super::proto::Step;
 use super::transport::Transport;
+use super::upload::Back;
 use crate::http::Response;
 use crate::http::response::Producer;
 use crate::metrics::Timeout;
@@ -62,6 +63,21 @@ impl Conn {
         match &mut self.proto {
             Proto::H1(h1) => h1.answered(&mut self.t, cx, ex, response),
             Proto::H2(h2) => h2.answered(&mut self.t, cx, ex, response),
+        }
+        self.drive(cx)
+    }
+
+    /// What came back to an upload of `stream` (its login's verdict, its sink after a
+    /// write); a refusal answers it.
+    pub fn upload_back(
+        &mut self,
+        stream: u32,
+        back: Result<Back, Box<Response>>,
+        cx: &mut Ctx,
+    ) -> Next {
+        match &mut self.proto {
+            Proto::H1(h1) => h1.upload_back(&mut self.t, cx, back),
+            Proto::H2(h2) => h2.upload_back(&mut self.t, cx, stream, back),
         }
         self.drive(cx)
     }

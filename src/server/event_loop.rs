@@ -17,7 +17,11 @@ use super::context::Ctx;
 use super::control::Control;
 use super::exchange;
 use super::pool::{Done, Pool};
+use super::ticket::Origin;
 use super::transport::{Accepted, Transport};
+use super::upload::Back;
+use crate::http::Response;
+use crate::http::response::ErrorFormat;
 use crate::log::AccessLog;
 use crate::metrics;
 use crate::reload::Live;
@@ -179,34 +183,52 @@ impl EventLoop {
                 cached,
             } => {
                 exchange::completed(&mut self.cx, &ticket, cached);
-                let origin = ticket.ex.origin;
-                let Some(conn) = self
-                    .conns
-                    .get_mut(origin.key)
-                    .filter(|c| c.t.id == origin.conn)
-                else {
-                    return;
+                self.hand_over(ticket.ex.origin, |conn, cx| {
+                    conn.answered(&ticket.ex, response, cx)
+                });
+            }
+            Done::Verified { origin, refusal } => {
+                let back = refusal.map_or(Ok(Back::Verified), Err);
+                self.hand_over(origin, |conn, cx| conn.upload_back(origin.stream, back, cx));
+            }
+            Done::Written {
+                origin,
+                sink,
+                refusal,
+            } => {
+                let back = match (sink, refusal) {
+                    (Some(sink), None) => Ok(Back::Written(sink)),
+                    (_, refusal) => Err(refusal.unwrap_or_else(|| {
+                        let e = crate::http::HttpError::Internal("the upload was lost");
+                        Box::new(Response::error(e, ErrorFormat::Text))
+                    })),
                 };
-                if conn.answered(&ticket.ex, response, &mut self.cx) == Next::Close {
-                    self.close(origin.key);
-                }
+                self.hand_over(origin, |conn, cx| conn.upload_back(origin.stream, back, cx));
             }
             Done::Piece {
                 origin,
                 producer,
                 piece,
             } => {
-                let Some(conn) = self
-                    .conns
-                    .get_mut(origin.key)
-                    .filter(|c| c.t.id == origin.conn)
-                else {
-                    return;
-                };
-                if conn.piece(origin.stream, producer, piece, &mut self.cx) == Next::Close {
-                    self.close(origin.key);
-                }
+                self.hand_over(origin, |conn, cx| {
+                    conn.piece(origin.stream, producer, piece, cx)
+                });
             }
+        }
+    }
+
+    /// Hands what came back from elsewhere to the connection it is for (dropped, with what
+    /// it holds, such as an upload's staged file, if that connection has gone).
+    fn hand_over(&mut self, origin: Origin, deliver: impl FnOnce(&mut Conn, &mut Ctx) -> Next) {
+        let Some(conn) = self
+            .conns
+            .get_mut(origin.key)
+            .filter(|c| c.t.id == origin.conn)
+        else {
+            return;
+        };
+        if deliver(conn, &mut self.cx) == Next::Close {
+            self.close(origin.key);
         }
     }
 

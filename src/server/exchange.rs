@@ -77,10 +77,7 @@ pub fn body_allowed(cx: &Ctx, req: &Request) -> Result<(), HttpError> {
 /// otherwise on a worker, or, when a worker is already answering the same path, by waiting
 /// for that answer.
 pub fn answer(cx: &mut Ctx, ex: Exchange, req: Request, routed: Routed, body: Vec<u8>) -> Answer {
-    let cacheable = cx.app.serves_files(&routed)
-        && req.framing == Framing::None
-        && !routed.needs_verification();
-    if !cacheable {
+    if !cx.app.cacheable(&req, &routed) {
         if let Some(response) = cx.app.answer_now(&req, &routed) {
             return Answer::Now(req, response);
         }

@@ -9,6 +9,7 @@ use super::h2::frame::PREFACE;
 use super::output::Flushed;
 use super::proto::Step;
 use super::transport::{ReadOutcome, Role, Transport};
+use super::upload::{self, Back, Upload};
 use crate::handlers::{Dispatch, Routed};
 use crate::http::body::BodyDecoder;
 use crate::http::request::{Framing, Parse, parse_head};
@@ -19,6 +20,8 @@ use std::time::Instant;
 
 /// Bytes of body input buffered per read.
 const BODY_READ_CAP: usize = 64 * 1024;
+/// Bytes of an upload's body read at once (they go to disk, not memory).
+const UPLOAD_READ_CAP: usize = 256 * 1024;
 /// Reads spent discarding input per turn while draining a closing connection.
 const DRAIN_READS: usize = 16;
 
@@ -52,7 +55,12 @@ struct PendingBody {
     req: Request,
     routed: Routed,
     decoder: BodyDecoder,
+    /// What arrived (of an upload: what waits to go to disk).
     body: Vec<u8>,
+    /// Where an upload's body goes.
+    upload: Option<Upload>,
+    /// All of the body was read (an upload's last write may still be waiting).
+    ended: bool,
 }
 
 pub struct H1 {
@@ -106,6 +114,32 @@ impl H1 {
         let req = ex.req.as_deref();
         let keep_alive = req.is_some_and(|r| r.keep_alive);
         self.respond(t, cx, ex, req, response, keep_alive);
+    }
+
+    /// What came back to the upload whose body is being read; a refusal answers it.
+    pub fn upload_back(
+        &mut self,
+        t: &mut Transport,
+        cx: &mut Ctx,
+        back: Result<Back, Box<Response>>,
+    ) {
+        let State::Body(pending) = &mut self.state else {
+            return;
+        };
+        match back {
+            Ok(back) => {
+                if let Some(upload) = &mut pending.upload {
+                    upload.back(back);
+                }
+            }
+            Err(refusal) => {
+                let State::Body(pending) = std::mem::replace(&mut self.state, State::Draining)
+                else {
+                    unreachable!("matched above")
+                };
+                self.respond(t, cx, &pending.ex, Some(&pending.req), *refusal, false);
+            }
+        }
     }
 
     /// The next piece of the streamed body being sent.
@@ -226,7 +260,7 @@ impl H1 {
 
     fn on_head(&mut self, t: &mut Transport, cx: &mut Ctx, req: Request) -> Next {
         let mut ex = self.exchange(t, cx);
-        let routed = match exchange::route(cx, t, &mut ex, &req) {
+        let mut routed = match exchange::route(cx, t, &mut ex, &req) {
             Dispatch::Answer(response, _) => {
                 // An unread body would be taken for the next request: close instead.
                 let keep_alive = req.keep_alive && req.framing == Framing::None;
@@ -235,10 +269,24 @@ impl H1 {
             }
             Dispatch::Run(routed) => routed,
         };
-        let Some(decoder) = BodyDecoder::new(req.framing) else {
+        let upload = match upload::start(cx, &ex, &req, &mut routed) {
+            Ok(upload) => upload,
+            Err(refusal) => {
+                self.respond(t, cx, &ex, Some(&req), *refusal, false);
+                return Next::Again;
+            }
+        };
+        // An upload of nothing still goes through the body's steps (its login may be pending).
+        let framing = match (&upload, req.framing) {
+            (Some(_), Framing::None) => Framing::Length(0),
+            (_, framing) => framing,
+        };
+        let Some(decoder) = BodyDecoder::new(framing) else {
             return self.answer(t, cx, ex, req, routed, Vec::new());
         };
-        if let Err(e) = exchange::body_allowed(cx, &req) {
+        if upload.is_none()
+            && let Err(e) = exchange::body_allowed(cx, &req)
+        {
             let response = cx.app.error_response(&routed, e);
             self.respond(t, cx, &ex, Some(&req), response, false);
             return Next::Again;
@@ -252,6 +300,8 @@ impl H1 {
             routed,
             decoder,
             body: Vec::new(),
+            upload,
+            ended: false,
         }));
         self.deadline = cx.now + cx.settings.timeouts.body;
         Next::Again
@@ -289,8 +339,34 @@ impl H1 {
         let State::Body(mut pending) = std::mem::replace(&mut self.state, State::Draining) else {
             unreachable!("step_body runs in the Body state")
         };
-        if !t.input.is_empty() {
-            let limit = cx.settings.limits.max_body_bytes;
+        if let Some(upload) = &mut pending.upload {
+            upload.write(cx, pending.ex.origin, &mut pending.body);
+            if pending.ended && upload.free() {
+                let PendingBody {
+                    ex,
+                    req,
+                    body,
+                    upload,
+                    ..
+                } = *pending;
+                cx.release_body(t);
+                upload.expect("matched above").finish(cx, ex, req, body);
+                self.state = State::Waiting;
+                return Next::Wait;
+            }
+            if pending.ended || upload.full(pending.body.len()) {
+                // The sink is away (a login being checked, a write): the client waits.
+                self.state = State::Body(pending);
+                return Next::Wait;
+            }
+        }
+        let empty = matches!(pending.decoder.remaining(), Some(0));
+        if !t.input.is_empty() || empty {
+            // An upload's size is bounded by its route, not by the body limit.
+            let limit = match pending.upload {
+                Some(_) => u64::MAX,
+                None => cx.settings.limits.max_body_bytes,
+            };
             match pending.decoder.decode(&t.input, &mut pending.body, limit) {
                 Err(e) => {
                     let response = cx.app.error_response(&pending.routed, e);
@@ -299,7 +375,14 @@ impl H1 {
                 }
                 Ok(progress) => {
                     t.input.drain(..progress.consumed);
-                    if progress.done {
+                    if pending.upload.is_some() {
+                        pending.ended = progress.done;
+                        if progress.consumed > 0 || progress.done {
+                            // The next step writes it (or waits for the sink).
+                            self.state = State::Body(pending);
+                            return Next::Again;
+                        }
+                    } else if progress.done {
                         let PendingBody {
                             ex,
                             req,
@@ -323,12 +406,16 @@ impl H1 {
             return Next::Close;
         }
         let holds = pending.body.capacity();
+        let cap = match pending.upload {
+            Some(_) => UPLOAD_READ_CAP,
+            None => BODY_READ_CAP,
+        };
         self.state = State::Body(pending);
-        if !cx.may_read_body(t, BODY_READ_CAP) {
+        if !cx.may_read_body(t, cap) {
             // A body waiting for budget whose sender has hung up can never be finished.
             return if t.hangup { Next::Close } else { Next::Wait };
         }
-        let next = self.read_more(t, cx, BODY_READ_CAP);
+        let next = self.read_more(t, cx, cap);
         cx.charge_body(t, holds + t.input.capacity());
         next
     }

@@ -20,6 +20,7 @@ mod proto;
 mod tcp;
 mod ticket;
 mod transport;
+mod upload;
 mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use mio::Waker;
 
 use super::ticket::{Origin, Ticket};
+use crate::handlers::upload::BodySink;
 use crate::handlers::{Cacheable, Reply};
 use crate::http::Response;
 use crate::http::response::Producer;
@@ -27,6 +28,19 @@ pub enum Done {
         ticket: Ticket,
         response: Response,
         cached: Option<Cacheable>,
+    },
+    /// The verdict on a login checked before its request's body is read: `None` lets the
+    /// body in, a refusal answers the request.
+    Verified {
+        origin: Origin,
+        refusal: Option<Box<Response>>,
+    },
+    /// An upload's sink after a write on a worker (`None` if the write panicked), with the
+    /// refusal that answers the upload if the write failed.
+    Written {
+        origin: Origin,
+        sink: Option<Box<dyn BodySink>>,
+        refusal: Option<Box<Response>>,
     },
     /// The next piece of a streamed body, with its producer to make the one after.
     Piece {
@@ -104,6 +118,38 @@ impl Pool {
         }
     }
 
+    /// Runs `check` (a login) on the login threads; its verdict comes back as a
+    /// `Done::Verified` for `origin`. With `MAX_QUEUED_LOGINS` already waiting, `busy` is the
+    /// verdict at once.
+    pub fn verify(
+        &self,
+        origin: Origin,
+        busy: Response,
+        check: impl FnOnce() -> Option<Box<Response>> + Send + 'static,
+    ) {
+        let logins = Arc::clone(&self.logins);
+        if logins.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_LOGINS {
+            logins.queued.fetch_sub(1, Ordering::AcqRel);
+            self.notifier.send(Done::Verified {
+                origin,
+                refusal: Some(Box::new(busy)),
+            });
+            return;
+        }
+        let notifier = self.notifier.clone();
+        self.logins.threads.spawn(move || {
+            let refusal = catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|_| {
+                let err = crate::http::HttpError::Internal("the login check failed");
+                Some(Box::new(Response::error(
+                    err,
+                    crate::http::response::ErrorFormat::Text,
+                )))
+            });
+            logins.queued.fetch_sub(1, Ordering::AcqRel);
+            notifier.send(Done::Verified { origin, refusal });
+        });
+    }
+
     /// Runs `login` on the login threads, then the job it lets through on a worker; what it
     /// refuses is the answer. With `MAX_QUEUED_LOGINS` already waiting, `busy` is the answer
     /// at once.
@@ -168,6 +214,34 @@ impl Pool {
                 producer,
                 piece,
             });
+        });
+    }
+
+    /// Runs an upload's write on a worker; its sink comes back as a `Done::Written` for
+    /// `origin`.
+    pub fn write(
+        &self,
+        origin: Origin,
+        job: impl FnOnce() -> (Box<dyn BodySink>, Option<Box<Response>>) + Send + 'static,
+    ) {
+        let notifier = self.notifier.clone();
+        self.threads.spawn(move || {
+            let done = match catch_unwind(AssertUnwindSafe(job)) {
+                Ok((sink, refusal)) => Done::Written {
+                    origin,
+                    sink: Some(sink),
+                    refusal,
+                },
+                Err(_) => Done::Written {
+                    origin,
+                    sink: None,
+                    refusal: Some(Box::new(Response::error(
+                        crate::http::HttpError::Internal("the upload could not be written"),
+                        crate::http::response::ErrorFormat::Text,
+                    ))),
+                },
+            };
+            notifier.send(done);
         });
     }
 
@@ -260,7 +334,7 @@ mod tests {
             Done::Answer {
                 ticket, response, ..
             } => (ticket.ex.origin.key, ticket.ex.origin.conn, response.status),
-            Done::Piece { .. } => (0, 0, 0),
+            Done::Piece { .. } | Done::Verified { .. } | Done::Written { .. } => (0, 0, 0),
         };
         assert_eq!(answer(next_done(&mut poll, &pool)), (7, 70, 500));
         pool.spawn(ticket(8, 80), |reply| reply.send(Response::empty(204)));

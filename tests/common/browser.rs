@@ -63,3 +63,29 @@ pub fn text_of(dom: &str, id: &str) -> String {
     let rest = &dom[at + open.len()..];
     rest[..rest.find('<').unwrap_or(rest.len())].to_owned()
 }
+
+/// A 1000×800 screenshot of `url` into `path` (`extra`: one more Chromium flag).
+pub fn screenshot(url: &str, path: &Path, profile: &Path, extra: Option<&str>) {
+    let _ = std::fs::remove_dir_all(profile);
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1000,800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("--screenshot={}", path.display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

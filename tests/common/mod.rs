@@ -64,7 +64,7 @@ impl Server {
         let (tx, rx) = channel();
         let log = drain(child.stdout.take().unwrap(), Some(tx));
         let errors = drain(child.stderr.take().unwrap(), None);
-        let addr = wait_for_url(&rx, &mut child);
+        let addr = wait_for_url(&rx, &mut child, &errors);
         Server {
             child,
             addr,
@@ -197,12 +197,23 @@ pub fn drain(
     lines
 }
 
-fn wait_for_url(rx: &Receiver<String>, child: &mut Child) -> SocketAddr {
+fn wait_for_url(
+    rx: &Receiver<String>,
+    child: &mut Child,
+    errors: &Mutex<Vec<String>>,
+) -> SocketAddr {
     match rx.recv_timeout(WAIT) {
         Ok(addr) => addr.parse().expect("a socket address in the URL line"),
         Err(_) => {
             let _ = child.kill();
-            panic!("tws did not print its URL within {WAIT:?}");
+            let _ = child.wait();
+            // What it said on stderr, once that is read to its end (bounded).
+            let until = std::time::Instant::now() + Duration::from_secs(2);
+            while errors.lock().unwrap().is_empty() && std::time::Instant::now() < until {
+                std::thread::yield_now();
+            }
+            let said = errors.lock().unwrap().join("\n");
+            panic!("tws did not print its URL within {WAIT:?}: {said}");
         }
     }
 }
@@ -394,6 +405,83 @@ pub fn basic(user: &str, password: &str) -> String {
         }
     }
     format!("Authorization: Basic {out}\r\n")
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS`: memory now, `VmHWM`: its peak).
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Incompressible bytes, the same for the same seed (xorshift), made a piece at a time.
+pub struct Pattern(u64);
+
+impl Pattern {
+    pub fn new(seed: u64) -> Pattern {
+        Pattern(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Fills `out` with the next bytes (a multiple of 8 long).
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for word in out.chunks_exact_mut(8) {
+            word.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+    }
+
+    /// The first `len` bytes (a multiple of 8).
+    pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        Pattern::new(seed).fill(&mut out);
+        out
+    }
+
+    /// Writes the first `len` bytes (a multiple of 8) to a file, a MiB at a time.
+    pub fn write_file(seed: u64, len: u64, path: &Path) {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let mut pattern = Pattern::new(seed);
+        let mut piece = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(piece.len() as u64) as usize;
+            pattern.fill(&mut piece[..n]);
+            file.write_all(&piece[..n]).unwrap();
+            left -= n as u64;
+        }
+        file.flush().unwrap();
+    }
+}
+
+/// True when two files hold the same bytes (read a MiB at a time).
+pub fn same_files(a: &Path, b: &Path) -> bool {
+    let (Ok(fa), Ok(fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut ra, mut rb) = (BufReader::new(fa), BufReader::new(fb));
+    let (mut pa, mut pb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = ra.read(&mut pa).unwrap();
+        if n == 0 {
+            return true;
+        }
+        rb.read_exact(&mut pb[..n]).unwrap();
+        if pa[..n] != pb[..n] {
+            return false;
+        }
+    }
 }
 
 /// True when `program` is installed; otherwise the test says it skips (or fails, when

@@ -1,11 +1,15 @@
 //! Folder listings. A folder is scanned once into compact entries (`scan`), cut into pages of
-//! at most `max_listing_entries`, and each page is rendered once, as HTML or JSON (`render`),
-//! then shared by every connection that sends it: connections hold a reference to the bytes,
-//! never a copy. `Listings` keeps recently listed folders for every loop and worker, so a
-//! folder is scanned once while it is unchanged, however many loops and readers want it.
+//! at most `max_listing_entries`, and each page of the default view (by name) is rendered
+//! once, as HTML or JSON (`render`), then shared by every connection that sends it:
+//! connections hold a reference to the bytes, never a copy. Other views (sorted otherwise,
+//! filtered: `view`) are made from the same scan for their request. `Listings` keeps recently
+//! listed folders for every loop and worker, so a folder is scanned once while it is
+//! unchanged, however many loops and readers want it.
 
+pub mod readme;
 pub mod render;
 pub mod scan;
+pub mod view;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +26,10 @@ use crate::http::response::{APPLICATION_JSON, Body, Response, TEXT_HTML};
 use crate::http::{HttpError, Request};
 use crate::path::Exposure;
 use crate::sync::lock;
+pub use render::Features;
 use render::PageSpan;
 use scan::Scan;
+use view::View;
 
 /// Characters kept as they are in one path segment: RFC 3986 unreserved ones.
 pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -110,6 +116,12 @@ pub struct Listing {
     ttl: Duration,
     /// Compression of pages, when on for the route.
     compression: Option<Settings>,
+    /// What the route lets people do from the page.
+    features: Features,
+    /// The folder's README, rendered.
+    readme: Option<String>,
+    /// The default view's order: every entry, in the scan's order.
+    all: Box<[u32]>,
 }
 
 impl Listing {
@@ -122,11 +134,14 @@ impl Listing {
         exposure: Exposure,
         page_size: usize,
         compression: Option<Settings>,
+        features: Features,
     ) -> Result<Listing, HttpError> {
         let scan = Scan::read(root, rest, exposure)?;
         let page_size = page_size.max(1);
         let pages = scan.len().div_ceil(page_size).max(1);
         let ttl = LISTING_TTL.max(scan.took * TTL_PER_SCAN);
+        let readme = readme::render(&scan.folder);
+        let all = (0..scan.len() as u32).collect();
         Ok(Listing {
             scan,
             path: path.to_owned(),
@@ -134,35 +149,39 @@ impl Listing {
             pages: (0..pages).map(|_| Page::default()).collect(),
             ttl,
             compression,
+            features,
+            readme,
+            all,
         })
     }
 
-    /// The page a request asks for (`?page=N`, 1-based; the first without one).
-    fn span(&self, req: &Request) -> Result<PageSpan, HttpError> {
-        let number = match page_param(req.query()) {
-            None => 1,
-            Some(Some(n)) if n >= 1 => n,
-            Some(_) => return Err(HttpError::BadRequest("page must be a positive integer")),
-        };
-        if number > self.pages.len() {
+    /// The page of `rows` (a view's entries) that `view` asks for.
+    fn span(&self, view: &View, rows: usize) -> Result<PageSpan, HttpError> {
+        let pages = rows.div_ceil(self.page_size).max(1);
+        if view.page > pages {
             return Err(HttpError::NotFound);
         }
-        let start = (number - 1) * self.page_size;
+        let start = (view.page - 1) * self.page_size;
         Ok(PageSpan {
-            number,
-            pages: self.pages.len(),
+            number: view.page,
+            pages,
             start,
-            count: self
-                .page_size
-                .min(self.scan.len() - start.min(self.scan.len())),
+            count: self.page_size.min(rows - start.min(rows)),
         })
     }
 
-    /// Answers `req` when that needs no rendering (the page is kept, or the answer is an
+    /// Answers `req` when that needs no rendering (a kept page of the default view, or an
     /// error); `None` otherwise. The loop answers such requests itself and hands the others to
     /// a worker, which calls `respond`.
     pub fn try_respond(&self, req: &Request) -> Option<Result<Response, HttpError>> {
-        let span = match self.span(req) {
+        let view = match View::of(req.query()) {
+            Ok(view) => view,
+            Err(e) => return Some(Err(e)),
+        };
+        if !view.is_default_order() {
+            return None;
+        }
+        let span = match self.span(&view, self.scan.len()) {
             Ok(span) => span,
             Err(e) => return Some(Err(e)),
         };
@@ -197,17 +216,35 @@ impl Listing {
     }
 
     /// Answers a request for one page, rendering it first if need be (on a worker: see
-    /// `ready`).
+    /// `try_respond`).
     pub fn respond(&self, req: &Request) -> Result<Response, HttpError> {
-        let span = self.span(req)?;
+        let view = View::of(req.query())?;
         let format = Format::of(req);
-        let plain = self.page_bytes(span, format);
+        let ordered;
+        let rows: &[u32] = if view.is_default_order() {
+            &self.all
+        } else {
+            ordered = view.order(&self.scan);
+            &ordered
+        };
+        let span = self.span(&view, rows.len())?;
+        let plain = if view.is_default_order() {
+            self.page_bytes(&view, span, format)
+        } else {
+            Bytes::from(self.render(&view, rows, span, format))
+        };
         let compressible = self
             .compression
             .as_ref()
             .is_some_and(|s| s.applies(format.media_type(), plain.len() as u64));
         let mut response = match self.coding(req, format, plain.len())? {
             None => Response::new(200, format.media_type(), Body::shared(plain)),
+            Some(coding) if !view.is_default_order() => {
+                let coded = compress::compress(coding, Effort::Fast, &plain)
+                    .map_err(|_| HttpError::Internal("could not compress the listing"))?;
+                Response::new(200, format.media_type(), Body::Bytes(coded))
+                    .header("Content-Encoding", coding.token())
+            }
             Some(coding) => {
                 let coded = self.coded(span, format, coding, &plain)?;
                 Response::new(200, format.media_type(), Body::shared(coded))
@@ -224,10 +261,12 @@ impl Listing {
             let base = encode_path(&self.path);
             let mut links = Vec::new();
             if span.number < span.pages {
-                links.push(format!("<{base}?page={}>; rel=\"next\"", span.number + 1));
+                let next = view.query_for_page(span.number + 1);
+                links.push(format!("<{base}{next}>; rel=\"next\""));
             }
             if span.number > 1 {
-                links.push(format!("<{base}?page={}>; rel=\"prev\"", span.number - 1));
+                let prev = view.query_for_page(span.number - 1);
+                links.push(format!("<{base}{prev}>; rel=\"prev\""));
             }
             response = response.header("Link", links.join(", "));
         }
@@ -236,16 +275,30 @@ impl Listing {
 
     /// The page's bytes: shared when kept, else rendered for this response alone (when the
     /// kept pages of every listing already fill `MAX_RENDERED_BYTES`).
-    fn page_bytes(&self, span: PageSpan, format: Format) -> Bytes {
+    fn page_bytes(&self, view: &View, span: PageSpan, format: Format) -> Bytes {
         let cell = self.pages[span.number - 1].cell(format, None);
         if let Some(bytes) = cell.get() {
             return bytes.clone();
         }
-        let rendered = match format {
-            Format::Html => render::html(&self.scan, &self.path, span),
-            Format::Json => render::json(&self.scan, span),
-        };
+        let rendered = self.render(view, &self.all, span, format);
         self.keep(cell, Bytes::from(rendered))
+    }
+
+    /// Renders one page of a view whose entries are `rows`.
+    fn render(&self, view: &View, rows: &[u32], span: PageSpan, format: Format) -> Vec<u8> {
+        let page = render::Page {
+            scan: &self.scan,
+            path: &self.path,
+            view,
+            rows,
+            span,
+            features: self.features,
+            readme: self.readme.as_deref(),
+        };
+        match format {
+            Format::Html => render::html(&page),
+            Format::Json => render::json(&page),
+        }
     }
 
     /// The page in `coding`, made from its plain bytes and kept like them.
@@ -315,28 +368,16 @@ impl Drop for Listing {
     }
 }
 
-/// `page=N` in a query: `None` when absent, `Some(None)` when not a number.
-fn page_param(query: Option<&str>) -> Option<Option<usize>> {
-    let value = query?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("page="))?;
-    Some(
-        value
-            .parse()
-            .ok()
-            .filter(|_| value.bytes().all(|b| b.is_ascii_digit())),
-    )
-}
-
 /// What identifies a listing: the folder, how it is exposed and paged, and its URL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    root: PathBuf,
-    rest: String,
-    path: String,
-    exposure: Exposure,
-    page_size: usize,
-    compressed: bool,
+pub struct Key {
+    pub root: PathBuf,
+    pub rest: String,
+    pub path: String,
+    pub exposure: Exposure,
+    pub page_size: usize,
+    pub compressed: bool,
+    pub features: Features,
 }
 
 type Slot = Arc<Mutex<Option<Arc<Listing>>>>;
@@ -350,23 +391,7 @@ pub struct Listings {
 
 impl Listings {
     /// The current listing of a folder (see `Listing::build`), built if need be.
-    pub fn get(
-        &self,
-        root: &Path,
-        rest: &str,
-        path: &str,
-        exposure: Exposure,
-        page_size: usize,
-        compression: Option<&Settings>,
-    ) -> Result<Arc<Listing>, HttpError> {
-        let key = Key {
-            root: root.to_path_buf(),
-            rest: rest.to_owned(),
-            path: path.to_owned(),
-            exposure,
-            page_size,
-            compressed: compression.is_some(),
-        };
+    pub fn get(&self, key: Key, compression: Option<&Settings>) -> Result<Arc<Listing>, HttpError> {
         let slot = {
             let mut slots = lock(&self.slots);
             if slots.len() >= MAX_LISTINGS && !slots.contains_key(&key) {
@@ -386,7 +411,7 @@ impl Listings {
                     slots.remove(&k);
                 }
             }
-            Arc::clone(slots.entry(key).or_default())
+            Arc::clone(slots.entry(key.clone()).or_default())
         };
         let mut held = lock(&slot);
         if let Some(listing) = held.as_ref()
@@ -395,12 +420,13 @@ impl Listings {
             return Ok(Arc::clone(listing));
         }
         let listing = Arc::new(Listing::build(
-            root,
-            rest,
-            path,
-            exposure,
-            page_size,
+            &key.root,
+            &key.rest,
+            &key.path,
+            key.exposure,
+            key.page_size,
             compression.cloned(),
+            key.features,
         )?);
         *held = Some(Arc::clone(&listing));
         Ok(listing)

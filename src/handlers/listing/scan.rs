@@ -1,6 +1,6 @@
-//! One pass over a folder into compact, sorted entries: folders first, then by name. Names
-//! live in one string; an entry is a few words. The scan is what every page of a listing is
-//! rendered from, and costs one stat per entry.
+//! One pass over a folder into compact, sorted entries: folders first, then by name (letter
+//! case aside). Names live in one string; an entry is a few words. The scan is what every
+//! page of a listing is rendered from, and costs one stat per entry.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -84,7 +84,16 @@ impl Scan {
         entries.shrink_to_fit();
         names.shrink_to_fit();
         let name = |e: &Entry| &names[e.name_at as usize..(e.name_at + e.name_len) as usize];
-        entries.sort_unstable_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| name(a).cmp(name(b))));
+        // As people read names: letter case aside (then byte order, for one order).
+        entries.sort_unstable_by(|a, b| {
+            b.is_dir.cmp(&a.is_dir).then_with(|| {
+                let (x, y) = (name(a), name(b));
+                x.chars()
+                    .flat_map(char::to_lowercase)
+                    .cmp(y.chars().flat_map(char::to_lowercase))
+                    .then_with(|| x.cmp(y))
+            })
+        });
         Ok(Scan {
             folder,
             stamp,
@@ -101,6 +110,17 @@ impl Scan {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Entry `i` (in the scan's order: folders first, then by name).
+    pub fn entry(&self, i: usize) -> &Entry {
+        &self.entries[i]
+    }
+
+    /// The name of entry `i`.
+    pub fn name(&self, i: usize) -> &str {
+        let e = &self.entries[i];
+        &self.names[e.name_at as usize..(e.name_at + e.name_len) as usize]
     }
 
     /// The entries from `start`, at most `count` of them, with their names.

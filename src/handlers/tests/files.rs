@@ -409,6 +409,6 @@ max_listing_entries = 4
     assert!(
         String::from_utf8(html)
             .unwrap()
-            .contains("<p>6 entries.</p>")
+            .contains("<p class=\"muted\">6 entries.</p>")
     );
 }

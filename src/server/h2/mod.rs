@@ -7,6 +7,7 @@
 //! exchange, produce DATA, write, and come back on readability, writability, a window update
 //! or an answer. An idle HTTP/2 connection is a table entry, like an idle HTTP/1.1 one.
 
+mod body;
 pub mod frame;
 mod head;
 pub mod hpack;
@@ -32,7 +33,9 @@ use stream::{Phase, Stream};
 const MAX_STREAMS: usize = 100;
 /// The receive window of each stream, and of the connection.
 const STREAM_WINDOW: i64 = 256 * 1024;
-const CONN_WINDOW: i64 = 1024 * 1024;
+const CONN_WINDOW: i64 = 2 * 1024 * 1024;
+/// The receive window of a stream carrying an upload (its bytes go to disk, not memory).
+const UPLOAD_WINDOW: i64 = 1024 * 1024;
 /// Output waiting for the wire past which no more input is read and no more DATA made, so
 /// that a peer that sends much and reads nothing holds a bounded amount of our memory.
 const OUT_HIGH: usize = 256 * 1024;

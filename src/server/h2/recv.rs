@@ -1,5 +1,5 @@
 //! Reading an HTTP/2 connection's frames (RFC 9113 §5-6): the preface and SETTINGS first,
-//! header blocks over HEADERS and CONTINUATION, request bodies under flow control, and the
+//! header blocks over HEADERS and CONTINUATION (bodies: `body`), and the
 //! control frames. What a peer controls is bounded, each bound with the answer the RFC or
 //! common practice gives: a header block's size (CONTINUATION floods), the decoded list
 //! (HPACK bombs, 431), streams at once (REFUSED_STREAM), resets before answers (Rapid Reset,
@@ -8,20 +8,19 @@
 
 use super::frame::{self, Code, Head};
 use super::stream::{Incoming, Phase, Stream};
-use super::{Block, CONN_WINDOW, H2, MAX_STREAMS, OUT_HIGH, STREAM_WINDOW, head};
+use super::{Block, H2, MAX_STREAMS, OUT_HIGH, STREAM_WINDOW, head};
 use crate::handlers::Dispatch;
 use crate::http::HttpError;
 use crate::http::request::Framing;
 use crate::server::context::Ctx;
-use crate::server::exchange::{self, Answer, Exchange};
+use crate::server::exchange::{self, Exchange};
 use crate::server::transport::Transport;
+use crate::server::upload;
 
 /// The largest frame we accept (our SETTINGS_MAX_FRAME_SIZE: the default).
 const MAX_FRAME: usize = frame::DEFAULT_MAX_FRAME;
 /// Most bytes of one header block (HEADERS plus CONTINUATION frames), compressed.
 const MAX_BLOCK: usize = 64 * 1024;
-/// Empty DATA frames in a row (without END_STREAM) past which the connection is closed.
-const MAX_EMPTY_FRAMES: u32 = 100;
 /// Streams the peer may reset before their answer, past which (unless most of its streams
 /// were answered) the connection is closed with ENHANCE_YOUR_CALM.
 const MAX_PEER_RESETS: u64 = 200;
@@ -251,92 +250,6 @@ impl H2 {
         Ok(())
     }
 
-    fn data(
-        &mut self,
-        head: &Head,
-        payload: &[u8],
-        t: &mut Transport,
-        cx: &mut Ctx,
-    ) -> Result<(), Code> {
-        if head.stream == 0 || head.stream > self.last_stream {
-            return Err(Code::Protocol);
-        }
-        let (start, end) = frame::unpad(head, payload).ok_or(Code::Protocol)?;
-        let len = payload.len() as i64;
-        self.recv_window -= len;
-        if self.recv_window < 0 {
-            return Err(Code::FlowControl);
-        }
-        let data = &payload[start..end];
-        if data.is_empty() && !head.has(frame::END_STREAM) {
-            self.empty_frames += 1;
-            if self.empty_frames > MAX_EMPTY_FRAMES {
-                return Err(Code::EnhanceYourCalm);
-            }
-        } else {
-            self.empty_frames = 0;
-        }
-        let limit = cx.settings.limits.max_body_bytes;
-        let Some(stream) = self.streams.get_mut(&head.stream) else {
-            // A stream we ended (answered early, or reset): its window is the connection's
-            // to give back.
-            return Ok(());
-        };
-        if stream.remote_closed {
-            self.refuse(t, head.stream, Code::StreamClosed);
-            return Ok(());
-        }
-        stream.recv_window -= len;
-        if stream.recv_window < 0 {
-            self.refuse(t, head.stream, Code::FlowControl);
-            return Ok(());
-        }
-        let ended = head.has(frame::END_STREAM);
-        stream.remote_closed = ended;
-        let Phase::Receiving(incoming) = &mut stream.phase else {
-            return Ok(());
-        };
-        let before = incoming.body.capacity();
-        let total = incoming.body.len() as u64 + data.len() as u64;
-        let problem = if total > limit {
-            Some(HttpError::PayloadTooLarge)
-        } else if incoming
-            .declared
-            .is_some_and(|n| total > n || (ended && total != n))
-        {
-            Some(HttpError::BadRequest(
-                "body length differs from Content-Length",
-            ))
-        } else {
-            incoming.body.extend_from_slice(data);
-            None
-        };
-        self.held = self.held + incoming.body.capacity() - before;
-        if let Some(e) = problem {
-            let Phase::Receiving(incoming) = std::mem::replace(&mut stream.phase, Phase::Answering)
-            else {
-                unreachable!("matched above")
-            };
-            self.held -= incoming.body.capacity();
-            let response = cx.app.error_response(&incoming.routed, e);
-            self.respond(
-                t,
-                cx,
-                head.stream,
-                &incoming.ex,
-                Some(&incoming.req),
-                response,
-            );
-        } else if ended {
-            let phase = std::mem::replace(&mut stream.phase, Phase::Answering);
-            if let Phase::Receiving(incoming) = phase {
-                stream.phase = Phase::Ready(incoming);
-                self.ready.push(head.stream);
-            }
-        }
-        Ok(())
-    }
-
     fn headers(
         &mut self,
         head: &Head,
@@ -454,14 +367,23 @@ impl H2 {
                 return Ok(());
             }
         };
-        let routed = match exchange::route(cx, t, &mut ex, &req) {
+        let mut routed = match exchange::route(cx, t, &mut ex, &req) {
             Dispatch::Answer(response, _) => {
                 self.respond(t, cx, id, &ex, Some(&req), response);
                 return Ok(());
             }
             Dispatch::Run(routed) => routed,
         };
-        if let Err(e) = exchange::body_allowed(cx, &req) {
+        let upload = match upload::start(cx, &ex, &req, &mut routed) {
+            Ok(upload) => upload,
+            Err(refusal) => {
+                self.respond(t, cx, id, &ex, Some(&req), *refusal);
+                return Ok(());
+            }
+        };
+        if upload.is_none()
+            && let Err(e) = exchange::body_allowed(cx, &req)
+        {
             let response = cx.app.error_response(&routed, e);
             self.respond(t, cx, id, &ex, Some(&req), response);
             return Ok(());
@@ -476,6 +398,8 @@ impl H2 {
             routed,
             body: Vec::new(),
             declared,
+            received: 0,
+            upload,
         });
         let stream = self.streams.get_mut(&id).expect("inserted above");
         if block.end_stream {
@@ -493,68 +417,5 @@ impl H2 {
             self.held -= stream.held();
         }
         frame::write_rst(&mut t.out.buf, id, code);
-    }
-
-    /// Hands the requests that became complete to the exchange; true if there were any.
-    pub(super) fn dispatch(&mut self, t: &mut Transport, cx: &mut Ctx) -> bool {
-        if self.ready.is_empty() {
-            return false;
-        }
-        for id in std::mem::take(&mut self.ready) {
-            let Some(stream) = self.streams.get_mut(&id) else {
-                continue;
-            };
-            let Phase::Ready(incoming) = std::mem::replace(&mut stream.phase, Phase::Answering)
-            else {
-                continue;
-            };
-            self.held -= incoming.body.capacity();
-            let Incoming {
-                ex,
-                req,
-                routed,
-                body,
-                ..
-            } = *incoming;
-            let kept = ex.clone();
-            if let Answer::Now(req, response) = exchange::answer(cx, ex, req, routed, body) {
-                self.respond(t, cx, id, &kept, Some(&req), response);
-            }
-        }
-        cx.charge_body(t, self.held);
-        true
-    }
-
-    /// Gives the peer back the window of what was read, while the server's body budget has
-    /// room (otherwise the peer waits, and the connection is driven again when it has).
-    fn credit(&mut self, t: &mut Transport, cx: &mut Ctx) {
-        cx.charge_body(t, self.held);
-        if self.recv_window > CONN_WINDOW / 2
-            && !self
-                .streams
-                .values()
-                .any(|s| s.recv_window <= STREAM_WINDOW / 2)
-        {
-            return;
-        }
-        if self.held > 0 && !cx.may_read_body(t, STREAM_WINDOW as usize) {
-            return;
-        }
-        if self.recv_window <= CONN_WINDOW / 2 {
-            frame::write_window_update(&mut t.out.buf, 0, (CONN_WINDOW - self.recv_window) as u32);
-            self.recv_window = CONN_WINDOW;
-        }
-        for (id, stream) in self.streams.iter_mut() {
-            if matches!(stream.phase, Phase::Receiving(_))
-                && stream.recv_window <= STREAM_WINDOW / 2
-            {
-                frame::write_window_update(
-                    &mut t.out.buf,
-                    *id,
-                    (STREAM_WINDOW - stream.recv_window) as u32,
-                );
-                stream.recv_window = STREAM_WINDOW;
-            }
-        }
     }
 }

@@ -15,6 +15,7 @@ use crate::handlers::Routed;
 use crate::http::Request;
 use crate::http::response::{Body, Content, Producer};
 use crate::server::exchange::Exchange;
+use crate::server::upload::Upload;
 
 /// A request on its way in.
 pub struct Incoming {
@@ -24,6 +25,19 @@ pub struct Incoming {
     pub body: Vec<u8>,
     /// Content-Length, when the request declared one.
     pub declared: Option<u64>,
+    /// Body bytes received (of an upload, most went to disk).
+    pub received: u64,
+    /// Where an upload's body goes.
+    pub upload: Option<Upload>,
+}
+
+impl Incoming {
+    /// True while as much of an upload waits as may: the stream's window stays shut.
+    pub fn paused(&self) -> bool {
+        self.upload
+            .as_ref()
+            .is_some_and(|u| u.full(self.body.len()))
+    }
 }
 
 pub enum Phase {
