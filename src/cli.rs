@@ -12,6 +12,8 @@ Examples:
   tws --root ./public --port 8000       serve a folder (index.html or a listing)
   tws --config routes.toml --port 0     listen on any free port (printed at startup)
   tws --check --config routes.toml      validate the routes file and print the table
+  tws --config routes.toml --domain example.com --acme-email me@example.com
+                                        HTTPS with a certificate from Let's Encrypt
   tws --print-completions bash > /etc/bash_completion.d/tws
 
 routes.toml is re-read when it changes (or on SIGHUP); SIGTERM or SIGINT stops gracefully.";
@@ -89,6 +91,22 @@ pub struct Cli {
     /// Also listen for plain HTTP on PORT and redirect every request to HTTPS (308)
     #[arg(long, value_name = "PORT")]
     pub redirect_http: Option<u16>,
+
+    /// Obtain and renew a certificate for NAME over ACME (Let's Encrypt unless routes.toml's
+    /// [server.tls.acme] names another CA); repeatable. Listens on 443, and on 80 for the
+    /// HTTP-01 challenge and redirects to HTTPS [default host: 0.0.0.0]
+    #[arg(
+        long = "domain",
+        value_name = "NAME",
+        env = "TWS_DOMAIN",
+        value_delimiter = ','
+    )]
+    pub domains: Vec<String>,
+
+    /// Contact address for the ACME account (the CA writes about expiring certificates and
+    /// problems)
+    #[arg(long, value_name = "ADDR", env = "TWS_ACME_EMAIL")]
+    pub acme_email: Option<String>,
 
     /// Do not compress responses on the fly (precompressed files are still served)
     #[arg(long)]
@@ -199,6 +217,8 @@ impl Cli {
             tls_key: self.tls_key.clone(),
             tls_self_signed: self.tls_self_signed,
             redirect_http: self.redirect_http,
+            domains: self.domains.clone(),
+            acme_email: self.acme_email.clone(),
             no_compress: self.no_compress,
             compress_min_size: self.compress_min_size,
             headers: self.headers.clone(),

@@ -4,6 +4,7 @@
 //! `run` is the whole program: load and validate the configuration, open the database when a
 //! collection needs it, bind, announce the URL, and serve.
 
+pub mod acme;
 pub mod actions;
 pub mod api;
 pub mod banner;
@@ -110,6 +111,16 @@ fn run_inner(cli: &Cli) -> Result<()> {
         )?)),
         None => None,
     };
+    // ACME: the stored certificate is served from the first handshake when still valid.
+    let acme = match (&tls, config.server.tls.as_ref().and_then(|t| t.acme())) {
+        (Some(tls), Some(settings)) => Some(acme::Manager::open(
+            settings,
+            &config.server.data,
+            config.server.store.as_ref(),
+            Arc::clone(&tls.store),
+        )?),
+        _ => None,
+    };
     let server = Server::bind(
         Arc::clone(&live),
         log_format,
@@ -124,10 +135,11 @@ fn run_inner(cli: &Cli) -> Result<()> {
         .as_ref()
         .zip(fingerprint.as_deref())
         .map(|(t, print)| TlsNote {
-            certificate: match (&t.files, &t.self_signed) {
-                (Some((cert, _)), _) => cert.display().to_string(),
-                (None, Some(path)) => format!("self-signed, written to {}", path.display()),
-                (None, None) => "self-signed".to_owned(),
+            certificate: match (&t.files, &t.self_signed, &acme) {
+                (Some((cert, _)), _, _) => cert.display().to_string(),
+                (None, Some(path), _) => format!("self-signed, written to {}", path.display()),
+                (None, None, Some(manager)) => manager.describe(),
+                (None, None, None) => "self-signed".to_owned(),
             },
             fingerprint: print,
             redirect: server.redirect_addr(),
@@ -152,6 +164,9 @@ fn run_inner(cli: &Cli) -> Result<()> {
     }
     let _ = out.flush();
     drop(out);
+    if let Some(manager) = acme {
+        manager.spawn()?;
+    }
     let cert_files = tls.as_ref().is_some_and(|t| t.files.is_some());
     let reloader = (config.source.is_some() || cert_files).then(|| {
         let reloader = Reloader::new(config.source.clone(), read, overrides, live, store);
@@ -225,7 +240,13 @@ pub fn describe(config: &Config) -> String {
 fn protect_data_folder(config: &Config) -> Result<Option<Arc<std::fs::File>>> {
     let data = &config.server.data;
     let embedded = config.uses_store() && config.server.store.is_none();
-    let writes = embedded || matches!(config.server.tls, Some(config::TlsSettings::SelfSigned));
+    let writes = embedded
+        || match &config.server.tls {
+            Some(config::TlsSettings::SelfSigned) => true,
+            // ACME keeps its account and certificate there, unless in PostgreSQL.
+            Some(config::TlsSettings::Acme(_)) => config.server.store.is_none(),
+            _ => false,
+        };
     let lock = if writes {
         private::folder(data).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {

@@ -47,6 +47,31 @@ Instead of cert and key: make a certificate at startup for localhost, 127.0.0.1,
 .TP
 \fBredirect_http\fR = 80
 Also listen for plain HTTP on this port and answer every request 308 to the HTTPS address.
+.SS "[server.tls.acme]"
+Instead of cert and key: tws obtains its certificate from a CA over ACME (RFC 8555) and renews it itself.
+Without \fBhost\fR and \fBport\fR it listens on 0.0.0.0:443, and on port 80 (\fBredirect_http\fR) for HTTP-01.
+Until the first certificate arrives a temporary self-signed one is served.
+.TP
+\fBdomains\fR = ["example.com", "www.example.com"]
+The names on the certificate (also \fB--domain\fR); by default the routes' \fBhost\fR names.
+.TP
+\fBemail\fR = "me@example.com"
+The account's contact (also \fB--acme-email\fR).
+.TP
+\fBdirectory\fR = "https://acme-v02.api.letsencrypt.org/directory"
+The CA's directory URL (default: Let's Encrypt); \fBstaging\fR = true for Let's Encrypt's staging CA.
+.TP
+\fBca_root\fR = "company-ca.pem"
+Trust only these PEM roots for the CA's HTTPS (a private CA).
+.TP
+\fBeab_kid\fR = "...", \fBeab_hmac_key\fR = "..."
+External account binding, for CAs that require it.
+.TP
+\fBchallenges\fR = ["http-01", "tls-alpn-01"]
+The challenges answered, most preferred first.
+.TP
+\fBrenew_before\fR = "30d", \fBfirst_retry\fR = "20s"
+Renew when this little is left at the latest (default: at two thirds of the certificate's life, or in the CA's renewal window); the first retry after a failure (then doubling, up to six hours).
 .SS "[server.compression]"
 .TP
 \fBenabled\fR = true
@@ -197,7 +222,7 @@ The access log goes to stdout, or with \fB--access-log\fR (\fBaccess_log\fR in [
 Lines leave the event loops through a bounded queue (4 MiB) to a writer thread, so a log nobody reads never stops serving: when the queue is full, lines are dropped and counted, and stderr says so at most every five seconds.
 Write errors (a full disk) are reported at most once a minute and never stop serving.
 .SH "ENVIRONMENT"
-\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR, \fBTWS_ROOT\fR, \fBTWS_ACCESS_LOG\fR, \fBTWS_TLS_CERT\fR and \fBTWS_TLS_KEY\fR stand in for the flags of the same name.
+\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR, \fBTWS_ROOT\fR, \fBTWS_ACCESS_LOG\fR, \fBTWS_TLS_CERT\fR, \fBTWS_TLS_KEY\fR, \fBTWS_DOMAIN\fR and \fBTWS_ACME_EMAIL\fR stand in for the flags of the same name.
 \fBNO_COLOR\fR turns colour off; it is only used on a terminal anyway.
 \fBLISTEN_FDS\fR and \fBLISTEN_PID\fR (systemd socket activation) hand tws its listening socket.
 .SH "EXIT STATUS"
@@ -208,6 +233,9 @@ Write errors (a full disk) are reported at most once a minute and never stop ser
 .TP
 \fIdata\fR/users.jsonl
 Users created by create_user, one JSON record per line, appended and fsynced before the 201 is sent.
+.TP
+\fIdata\fR/acme/
+The ACME account key, the certificate and its key, and the backoff after failures (with \fB--store\fR, in the database instead).
 "#;
 
 /// Renders the whole manual page.

@@ -253,6 +253,22 @@ impl Registry {
                 load(&c.errors),
             );
         }
+        let expiry = crate::acme::status::expiry();
+        if !expiry.is_empty() {
+            family(
+                o,
+                "tws_certificate_expiry_seconds",
+                "gauge",
+                "Seconds until the certificate served for the domain (obtained over ACME) expires.",
+            );
+            for (domain, left) in expiry {
+                let domain = escape(&domain);
+                let _ = writeln!(
+                    o,
+                    "tws_certificate_expiry_seconds{{domain=\"{domain}\"}} {left}"
+                );
+            }
+        }
         gauge(
             o,
             "tws_uptime_seconds",

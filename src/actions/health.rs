@@ -1,7 +1,8 @@
 //! The `health` action: whether this node should get traffic (503 while it drains before
 //! stopping, or while its database does not answer), with its uptime. It answers anyone (a
 //! load balancer asks it), so it says nothing more: no version, no database error (that goes
-//! to stderr, and the version to `/metrics`).
+//! to stderr, and the version to `/metrics`). With ACME it adds the certificate's state in a
+//! few words (`acme::status`); the CA's own text goes to stderr.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +48,10 @@ pub fn report(store: Option<&dyn Store>) -> Response {
                 "unavailable".into()
             }
         };
+    }
+    // Over ACME: the certificate's domains, days left, and a failing renewal's few words.
+    if let Some(certificate) = crate::acme::status::health() {
+        body["certificate"] = certificate;
     }
     if DRAINING.load(Ordering::Acquire) {
         status = 503;

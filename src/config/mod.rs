@@ -1,11 +1,13 @@
 //! routes.toml → a validated, typed configuration. Every key, path and file is checked once, at
 //! load; anything wrong is reported as one line naming the file, the line and the key.
 
+mod acme;
 mod collections;
 mod folders;
 mod routes;
 mod rules;
 mod server;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -24,11 +26,11 @@ use rules::SiteRules;
 use server::{RawServer, server_settings};
 use std::sync::Arc;
 
+pub use acme::{AcmeSettings, Eab, read_roots};
 pub use collections::legacy_users;
 pub use routes::{DEFAULT_INDEX, MAX_ERROR_PAGE_BYTES};
-pub use server::{
-    DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, StoreUrl, Timeouts, TlsSettings,
-};
+pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, StoreUrl, Timeouts};
+pub use tls::TlsSettings;
 
 /// A validated configuration: server settings and a route table.
 #[derive(Debug, Clone)]
@@ -65,6 +67,10 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: bool,
     pub redirect_http: Option<u16>,
+    /// `--domain NAME`, repeatable: a certificate for them over ACME.
+    pub domains: Vec<String>,
+    /// `--acme-email ADDR`: the ACME account's contact.
+    pub acme_email: Option<String>,
     pub no_compress: bool,
     pub compress_min_size: Option<u64>,
     /// `--header "Name: value"`, repeatable.
@@ -199,6 +205,10 @@ impl Config {
         }
         routes.extend(own_routes);
         default_cache_control(&mut routes, overrides)?;
+        let mut server = server;
+        if let Some(TlsSettings::Acme(acme)) = &mut server.tls {
+            acme::domains_from_hosts(acme, routes.iter().flat_map(|r| &r.hosts), &at)?;
+        }
         if !overrides.auth.is_empty()
             && !routes
                 .iter()

@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::tls::{RawTls, TlsSettings, tls_settings};
 use super::{Locator, Overrides};
 use crate::api::store::SyncMode;
 use crate::http::Limits;
@@ -79,15 +80,6 @@ impl std::fmt::Debug for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("StoreUrl(..)")
     }
-}
-
-/// Where the TLS certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsSettings {
-    /// A PEM certificate chain and private key.
-    Files { cert: PathBuf, key: PathBuf },
-    /// Made at startup, for local development.
-    SelfSigned,
 }
 
 /// Default body budget: 64 MiB, room for 64 bodies of the default largest size at once.
@@ -161,16 +153,6 @@ struct RawLimits {
     max_body_memory: Option<Spanned<u64>>,
     max_connections: Option<Spanned<usize>>,
     min_send_rate: Option<Spanned<u64>>,
-}
-
-/// `[server.tls]`.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    self_signed: Option<bool>,
-    redirect_http: Option<u16>,
 }
 
 /// `[server.compression]`.
@@ -302,7 +284,12 @@ pub(super) fn server_settings(
         },
     };
     let (tls, redirect_http) = tls_settings(raw.tls, base, cli, at)?;
-    let port = cli.port.or(raw.port).unwrap_or(DEFAULT_PORT);
+    // ACME: a public server, on the HTTPS port of every interface unless told otherwise.
+    let acme = tls.as_ref().is_some_and(|t| t.acme().is_some());
+    let port = cli
+        .port
+        .or(raw.port)
+        .unwrap_or(if acme { 443 } else { DEFAULT_PORT });
     if redirect_http.is_some_and(|r| r == port && port != 0) {
         return Err(if at.text.is_empty() {
             anyhow::anyhow!("--redirect-http ({port}) must differ from --port")
@@ -342,7 +329,7 @@ pub(super) fn server_settings(
             .host
             .clone()
             .or(raw.host)
-            .unwrap_or_else(|| DEFAULT_HOST.to_owned()),
+            .unwrap_or_else(|| if acme { "0.0.0.0" } else { DEFAULT_HOST }.to_owned()),
         port,
         root: cli
             .root
@@ -436,60 +423,6 @@ fn compression_settings(
         return Err(fail("replace_types needs a types list".to_owned()));
     }
     Ok(settings)
-}
-
-/// `[server.tls]` with the command line over it: a certificate and key (both), or a
-/// self-signed certificate; a redirect port only with TLS.
-fn tls_settings(
-    raw: Option<Spanned<RawTls>>,
-    base: &Path,
-    cli: &Overrides,
-    at: &Locator<'_>,
-) -> Result<(Option<TlsSettings>, Option<u16>)> {
-    let span = raw.as_ref().map_or(0..0, |r| r.span());
-    let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-    // In folder mode every setting came from a flag: the message names the flags alone.
-    let fail = |why: &str, flags: &str| {
-        if at.text.is_empty() {
-            anyhow::anyhow!("{flags}")
-        } else {
-            at.key_error(span.clone(), format!("[server.tls] {why}"))
-        }
-    };
-    let cert = cli.tls_cert.clone().or(raw.cert.map(|p| base.join(p)));
-    let key = cli.tls_key.clone().or(raw.key.map(|p| base.join(p)));
-    let self_signed = cli.tls_self_signed || raw.self_signed.unwrap_or(false);
-    let tls = match (cert, key, self_signed) {
-        (None, None, false) => None,
-        (None, None, true) => Some(TlsSettings::SelfSigned),
-        (Some(_), _, true) | (_, Some(_), true) => {
-            return Err(fail(
-                "self_signed cannot be combined with cert and key: choose one",
-                "--tls-self-signed cannot go with --tls-cert or --tls-key: choose one",
-            ));
-        }
-        (Some(cert), Some(key), false) => Some(TlsSettings::Files { cert, key }),
-        (Some(_), None, false) => {
-            return Err(fail(
-                "cert needs a key (key = \"...\", or --tls-key)",
-                "--tls-cert needs --tls-key (the certificate's private key)",
-            ));
-        }
-        (None, Some(_), false) => {
-            return Err(fail(
-                "key needs a cert (cert = \"...\", or --tls-cert)",
-                "--tls-key needs --tls-cert (the certificate chain)",
-            ));
-        }
-    };
-    let redirect_http = cli.redirect_http.or(raw.redirect_http);
-    if redirect_http.is_some() && tls.is_none() {
-        return Err(fail(
-            "redirect_http needs TLS: give cert and key, or self_signed = true",
-            "--redirect-http needs HTTPS: add --tls-cert and --tls-key, or --tls-self-signed",
-        ));
-    }
-    Ok((tls, redirect_http))
 }
 
 /// A number within `range`, or the key's line and the allowed range.

@@ -52,6 +52,11 @@ pub fn route(cx: &Ctx, t: &Transport, ex: &mut Exchange, req: &Request) -> Dispa
         let ip = cx.settings.trusted.client(t.peer.ip(), req);
         ex.client = std::net::SocketAddr::new(ip, t.peer.port());
     }
+    // An ACME HTTP-01 validation is answered ahead of every route, on every listener.
+    if let Some(answer) = crate::acme::challenge::http01(req) {
+        ex.route = None;
+        return Dispatch::Answer(answer, None);
+    }
     let dispatch = match t.role {
         Role::Site => cx.app.route(req, ex.client.ip()),
         Role::RedirectToHttps(port) => Dispatch::Answer(redirect::to_https(req, port), None),

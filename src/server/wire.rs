@@ -137,6 +137,14 @@ impl Wire<'_> {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
             flush_tls(sock, &mut tls.conn)?;
+            // A TLS-ALPN-01 validation ends with its handshake (RFC 8737 §3).
+            if !tls.conn.is_handshaking()
+                && tls.conn.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN)
+            {
+                tls.conn.send_close_notify();
+                let _ = flush_tls(sock, &mut tls.conn);
+                return Ok(Delivered::Eof);
+            }
         }
     }
 

@@ -81,13 +81,23 @@ pub fn self_signed(host: &str, provider: &CryptoProvider) -> Result<(CertifiedKe
     if !host.is_empty() && !unspecified && !names.iter().any(|n| n == host) {
         names.push(host.to_owned());
     }
+    self_signed_for(names, "tws self-signed", provider)
+}
+
+/// A self-signed certificate for `names` (an ECDSA P-256 key valid for a year), with its PEM
+/// text. The key never leaves memory.
+pub fn self_signed_for(
+    names: Vec<String>,
+    common_name: &str,
+    provider: &CryptoProvider,
+) -> Result<(CertifiedKey, String)> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| anyhow!("cannot generate a TLS key: {e}"))?;
     let mut params = rcgen::CertificateParams::new(names)
         .map_err(|e| anyhow!("cannot make a self-signed certificate: {e}"))?;
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "tws self-signed");
+        .push(rcgen::DnType::CommonName, common_name);
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + time::Duration::days(365);
@@ -157,7 +167,7 @@ pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
 }
 
 /// One DER element: (tag, contents, what follows).
-fn element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub fn element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = bytes.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

@@ -3,9 +3,11 @@
 //! preference, stateless session tickets rotated every six hours (and TLS 1.3 resumption
 //! through them), and ALPN. The crypto provider is aws-lc-rs: the fastest for the ECDSA
 //! P-256 and X25519 a handshake spends its time in, and built from C with only a C compiler.
-//! The certificate sits behind a resolver, so a renewed pair (SIGHUP, or its files changing)
-//! is swapped in for new handshakes while open connections go on. The bytes of each connection
-//! go through its wire (`server::wire`).
+//! The certificate sits behind a resolver, so a renewed pair (SIGHUP, its files changing, or
+//! a certificate obtained over ACME) is swapped in for new handshakes while open connections
+//! go on. With ACME's TLS-ALPN-01, the resolver answers a ClientHello offering only
+//! `acme-tls/1` with the challenge certificate for its SNI name (see `CertStore::resolve`).
+//! The bytes of each connection go through its wire (`server::wire`).
 
 pub mod certs;
 
@@ -21,6 +23,7 @@ use rustls::pki_types::{DnsName, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+pub use crate::acme::challenge::ACME_TLS_ALPN;
 use crate::config::TlsSettings;
 use crate::stamp::FileStamp;
 
@@ -59,11 +62,19 @@ impl Tls {
                 write_public(&path, &pem)?;
                 (pair, None, Some(path))
             }
+            // Served until the manager installs a stored or newly issued certificate: a
+            // handshake cannot wait for a CA, and the event loop must not block.
+            TlsSettings::Acme(acme) => {
+                let names = acme.domains.clone();
+                let (pair, _) = certs::self_signed_for(names, "tws temporary (ACME)", &provider)?;
+                (pair, None, None)
+            }
         };
+        let acme_tls = settings.acme().is_some_and(|a| a.tls_alpn01());
         let pair = Arc::new(pair);
         warn_if_outside_validity(&pair, files.as_ref().map(|(c, _)| c.as_path()));
         let store = Arc::new(CertStore::new(Arc::clone(&pair)));
-        let config = server_config(Arc::clone(&provider), Arc::clone(&store))?;
+        let config = server_config(Arc::clone(&provider), Arc::clone(&store), acme_tls)?;
         Ok(Tls {
             config,
             store,
@@ -119,10 +130,13 @@ fn provider() -> CryptoProvider {
     }
 }
 
-/// The rustls configuration: protocol versions, server preference, tickets, ALPN.
+/// The rustls configuration: protocol versions, server preference, tickets, ALPN (with
+/// `acme_tls`, `acme-tls/1` last: rustls picks the first of its list the client offers, so only
+/// a client offering nothing else, as the TLS-ALPN-01 validator does, gets it).
 fn server_config(
     provider: Arc<CryptoProvider>,
     store: Arc<CertStore>,
+    acme_tls: bool,
 ) -> Result<Arc<ServerConfig>> {
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -131,6 +145,9 @@ fn server_config(
         .with_cert_resolver(store);
     config.ignore_client_order = true;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    if acme_tls {
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     config.ticketer =
         rustls::crypto::aws_lc_rs::Ticketer::new().context("cannot start TLS session tickets")?;
     config.send_tls13_tickets = 1;
@@ -201,7 +218,8 @@ impl CertStore {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn replace(&self, pair: Arc<CertifiedKey>) {
+    /// Serves `pair` to new handshakes from now on (open connections go on with theirs).
+    pub fn replace(&self, pair: Arc<CertifiedKey>) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = pair;
         crate::sync::lock(&self.matched).clear();
     }
@@ -247,7 +265,17 @@ impl CertStore {
 }
 
 impl ResolvesServerCert for CertStore {
+    /// The certificate in force; to a TLS-ALPN-01 validation (ALPN `acme-tls/1` offered alone,
+    /// as RFC 8737 §3 has the validator do), the challenge certificate for the SNI name, or
+    /// none (the handshake fails) when that name is not being validated. rustls then
+    /// negotiates `acme-tls/1` (listed last, see `server_config`), and the wire closes the
+    /// connection once the handshake is done.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if hello.alpn().is_some_and(|mut offered| {
+            offered.next() == Some(ACME_TLS_ALPN) && offered.next().is_none()
+        }) {
+            return crate::acme::challenge::tls_alpn01(hello.server_name());
+        }
         let pair = self.current();
         if let Some(sni) = hello.server_name() {
             self.check_sni(&pair, sni);

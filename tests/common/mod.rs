@@ -2,8 +2,12 @@
 //! its log, and speaks raw HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod browser;
+pub mod fakeca;
+pub mod forward;
 pub mod h2raw;
+pub mod pebble;
 pub mod pg;
 pub mod tls;
 

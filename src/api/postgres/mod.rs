@@ -21,7 +21,9 @@ use postgres::error::SqlState;
 use super::apply::{Outcome, apply};
 use super::schema::Collection;
 use super::store::{Counters, Done, Page, PageQuery, ReadError, Record, Store, Write, WriteError};
-use pool::{Conn, Pool, reason};
+pub use pool::reason;
+use pool::{Conn, Pool};
+pub use sql::MIGRATION_LOCK;
 
 /// Threads committing writes.
 const WRITERS: usize = 2;
@@ -56,25 +58,7 @@ impl PgStore {
     /// Connects to `url` (a `postgres://` URL or `key=value` pairs), failing at once with the
     /// reason when the database cannot be reached; starts the writers.
     pub fn open(url: &str) -> Result<PgStore> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e| anyhow!("store: not a PostgreSQL URL: {e}"))?;
-        if config.get_password().is_none()
-            && let Some(password) = password_for(&config)
-        {
-            config.password(password);
-        }
-        let options = format!(
-            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={STATEMENT_TIMEOUT_MS} -c idle_in_transaction_session_timeout=10000",
-            config.get_options().unwrap_or("")
-        );
-        config
-            .options(options.trim_start())
-            .application_name("tws")
-            .connect_timeout(CONNECT_TIMEOUT)
-            .keepalives_idle(Duration::from_secs(10))
-            .tcp_user_timeout(Duration::from_secs(5));
-        let shown = shown(&config);
+        let (config, shown) = connection_config(url)?;
         let pool = Arc::new(Pool::new(
             config,
             MAX_CONNECTIONS,
@@ -126,6 +110,32 @@ impl PgStore {
             ReadError::Failed(reason(&e))
         })
     }
+}
+
+/// How every connection to the database at `url` is made (a `postgres://` URL or `key=value`
+/// pairs; the password from the URL, `PGPASSWORD` or the password file), with the statement,
+/// lock and connection timeouts; and where it is, without the password, for messages.
+pub fn connection_config(url: &str) -> Result<(postgres::Config, String)> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| anyhow!("store: not a PostgreSQL URL: {e}"))?;
+    if config.get_password().is_none()
+        && let Some(password) = password_for(&config)
+    {
+        config.password(password);
+    }
+    let options = format!(
+        "{} -c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={STATEMENT_TIMEOUT_MS} -c idle_in_transaction_session_timeout=10000",
+        config.get_options().unwrap_or("")
+    );
+    config
+        .options(options.trim_start())
+        .application_name("tws")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives_idle(Duration::from_secs(10))
+        .tcp_user_timeout(Duration::from_secs(5));
+    let shown = shown(&config);
+    Ok((config, shown))
 }
 
 /// `postgres://user@host:port/db`: where the store is, without the password.

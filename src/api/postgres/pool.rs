@@ -226,7 +226,7 @@ impl Pool {
 }
 
 /// A database error in one line: the server's message when there is one.
-pub(super) fn reason(e: &postgres::Error) -> String {
+pub fn reason(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => db.message().to_owned(),
         None => {

@@ -17,7 +17,7 @@ use crate::api::schema::{Collection, FieldType, type_change};
 use crate::api::store::{Page, PageQuery, Record};
 
 /// Taken by the node migrating the schema; others wait for it.
-const MIGRATION_LOCK: i64 = 0x7477_7301;
+pub const MIGRATION_LOCK: i64 = 0x7477_7301;
 
 /// Versions of the `tws` schema, applied in order, once.
 const MIGRATIONS: [&str; 1] = ["CREATE TABLE tws.fields (
