@@ -30,6 +30,8 @@ from harness import free_port
 # (label, path, h2load options, metric): "rate" is req/s, "bytes" GiB/s of response bodies.
 SCENARIOS = [("100 B file", "/small.txt", ["-c10", "-m10"], "rate"),
              ("1 KiB page", "/page.html", ["-c10", "-m10"], "rate"),
+             ("100 B file, -c1 -m100", "/small.txt", ["-c1", "-m100"], "rate"),
+             ("1 KiB page, -c1 -m100", "/page.html", ["-c1", "-m100"], "rate"),
              ("10 MiB file, -c4 -w30 -W30", "/big.bin", ["-c4", "-m1", "-w30", "-W30"], "bytes")]
 SIZES = {"/big.bin": 10 * 1024 * 1024}  # as harness.make_site writes it
 # h2load gets this many seconds past its warm-up and duration before it is killed as stalled.
@@ -128,6 +130,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--no-slow-peers", action="store_true",
+                        help="leave out static-web-server and caddy (a quarter of lighttpd's rate here)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "RESULTS-H2.md"))
     harness.binary_args(parser)
     args = parser.parse_args()
@@ -143,9 +147,9 @@ def main():
               for name, binary in binaries]
     makers += [("nginx", lambda: tls.nginx_tls(base, site, cert, key, http2=True)),
                ("lighttpd", lambda: tls.lighttpd_tls(base, site, cert, key))]
-    if shutil.which("static-web-server"):
+    if shutil.which("static-web-server") and not args.no_slow_peers:
         makers.append(("static-web-server", lambda: tls.sws_tls(base, site, cert, key)))
-    if shutil.which("caddy"):
+    if shutil.which("caddy") and not args.no_slow_peers:
         makers.append(("caddy", lambda: caddy_tls(base, site, cert, key)))
     results = {}
     for r in range(args.rounds):
@@ -194,7 +198,7 @@ def render(args, names, results, loads):
     lines = ["# HTTP/2 benchmark", "",
              f"`bench/h2.py --rounds {args.rounds} --duration {args.duration}{harness.binaries_note(args)}`: "
              f"{harness.machine_description()}. h2load over TLS 1.3 (ALPN h2): -c10 -m10 for the small "
-             "files; 4 clients, one stream each, windows of 2^30-1 (-w30 -W30) for the 10 MiB download. "
+             "files, and -c1 -m100 (one connection, 100 streams at once); 4 clients, one stream each, windows of 2^30-1 (-w30 -W30) for the 10 MiB download. "
              f"Server pinned to CPU {harness.SERVER_CPU}, h2load to CPU {harness.LOAD_CPU}; servers "
              f"alternate; medians of {args.rounds} rounds; ratios per round, with their range. h2load "
              f"is killed {GRACE} s after its run should have ended; such a run, or one with failed "

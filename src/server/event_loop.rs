@@ -31,12 +31,6 @@ pub const WAKER: Token = Token(usize::MAX - 2);
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How soon to retry accepting after the process ran out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
-/// After a turn that had events, how long to keep polling without sleeping before blocking.
-/// Waking a sleeping thread costs the waker an inter-processor interrupt, which on a virtual
-/// machine is several microseconds of the client's CPU per wake-up: with a stream of short
-/// connections, a loop that sleeps between them is woken for each one. An idle loop (its last
-/// poll timed out) does not spin.
-const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 
 pub struct EventLoop {
     poll: Poll,
@@ -93,15 +87,13 @@ impl EventLoop {
             )?;
         }
         let mut events = Events::with_capacity(1024);
-        let mut active = false;
         loop {
-            if let Err(e) = self.wait(&mut events, active) {
+            if let Err(e) = self.wait(&mut events) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
-            active = !events.is_empty();
             self.cx.now = Instant::now();
             if self.live.generation() != self.cx.generation {
                 self.switch_snapshot();
@@ -262,22 +254,12 @@ impl EventLoop {
         self.cx.switch(&snapshot, self.live.generation());
     }
 
-    /// Waits for events: when `active`, first polls without sleeping for `SPIN_BEFORE_SLEEP`.
-    fn wait(&mut self, events: &mut Events, active: bool) -> io::Result<()> {
+    /// Waits for events. It never spins: polling without sleeping for a while after a busy
+    /// turn saved the client a wake-up per short connection, but cost the server 8-9 µs of CPU
+    /// per connection (`perf`: `epoll_wait` and syscall entry), more than nginx spends on the
+    /// whole connection (bench/RESULTS.md).
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
         let timeout = self.poll_timeout();
-        if active && !timeout.is_zero() {
-            let started = Instant::now();
-            loop {
-                self.poll.poll(events, Some(Duration::ZERO))?;
-                if !events.is_empty() {
-                    return Ok(());
-                }
-                if started.elapsed() >= SPIN_BEFORE_SLEEP {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-        }
         self.poll.poll(events, Some(timeout))
     }
 

@@ -482,6 +482,8 @@ impl H1 {
             request_version: version,
         };
         write_head(&mut t.out.buf, &response, &ctx);
+        // A streamed body's pieces must leave as they come, not wait for the close.
+        t.out.ends_connection = !keep_alive && !response.body.is_stream();
         if !req.is_some_and(Request::is_head) {
             t.out.queue_body(response.body, version == Version::Http11);
         }
