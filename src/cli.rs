@@ -18,14 +18,15 @@ Examples:
 
 routes.toml is re-read when it changes (or on SIGHUP); SIGTERM or SIGINT stops gracefully.";
 
-/// A small, fast, trustworthy HTTP/1.1 web server.
+/// A small, fast, trustworthy web server: HTTP/1.1 and HTTP/2, plain or over HTTPS.
 #[derive(Debug, Parser)]
 #[command(
     name = "tws",
     version,
-    about = "A small, fast, trustworthy HTTP/1.1 web server",
-    long_about = "tws serves static folders, single files, HTML pages and small JSON actions, \
-                  all declared in a TOML routes file. Without --config it serves one folder.",
+    about = "A small, fast, trustworthy web server (HTTP/1.1, HTTP/2, HTTPS)",
+    long_about = "tws serves static folders, single files, HTML pages and JSON collections over \
+                  HTTP/1.1 and HTTP/2, plain or over HTTPS, all declared in a TOML routes file. \
+                  Without --config it serves one folder.",
     after_help = EXAMPLES
 )]
 pub struct Cli {

@@ -25,11 +25,14 @@ Folder that \fBfile\fR, \fBpage\fR and \fBdir\fR paths are relative to (default:
 Worker threads (default: one per CPU).
 .TP
 \fBdata\fR = "data"
-Folder where actions keep their data (users.jsonl).
+Folder where collections keep their database (tws.db) and HTTPS its self-signed or ACME certificates; one server per data folder.
+.TP
+\fBstore\fR = "postgres://tws@db:5432/tws"
+Keep collections in PostgreSQL instead of the embedded database (also \fB--store\fR), for several nodes behind a load balancer.
 .TP
 \fBfsync\fR = "group"
-How created users reach the disk: "group" (concurrent creates share one fsync) or "each" (one fsync per create).
-Either way a 201 is sent only once the record is on disk.
+How writes to collections reach the disk: "group" (writes waiting together share one commit) or "each" (one commit per write).
+Either way a 201, 200 or 204 is sent only once the write is on disk.
 .TP
 \fBaccess_log\fR = "-"
 Where the access log goes: "-" for stdout (default), or a file appended to and reopened on SIGUSR1.
@@ -153,7 +156,7 @@ A built-in action.
 create_user answers POST with a JSON or form body holding \fBNombre\fR;
 list_users answers GET with every user;
 get_user answers GET on a path ending in \fB{id}\fR, such as "/users/{id}";
-health answers GET with the status, version and uptime.
+health answers GET with the status and uptime; metrics with Prometheus metrics.
 .TP
 \fBredirect\fR = "/new" | "https://example.com/", \fBstatus\fR = 308
 Redirects (301, 302, 303, 307 or 308); a path ending in '/' redirects everything below it, keeping the rest of the path. The query carries over.
@@ -176,6 +179,10 @@ Cache-Control sent with the files of a file, page or dir route.
 \fBmethods\fR = ["GET"]
 Narrows the methods a route answers; GET implies HEAD.
 OPTIONS is always answered.
+.SS "[[collection]]"
+A JSON API with a schema, kept in the data folder's database: \fBname\fR = "books", \fBpath\fR = "/api/books" (records at /api/books/{id}),
+\fBfields.title\fR = { type = "string", required = true } (types string, integer, number, boolean, datetime, email).
+POST creates, GET lists (paged) or reads, PUT replaces, PATCH merges, DELETE deletes; every acknowledged write is on disk.
 .SS "[headers]"
 Headers on every response: \fBX-Frame-Options\fR = "DENY". Framing and representation headers cannot be set.
 .SS "[cors]"
@@ -222,7 +229,7 @@ The access log goes to stdout, or with \fB--access-log\fR (\fBaccess_log\fR in [
 Lines leave the event loops through a bounded queue (4 MiB) to a writer thread, so a log nobody reads never stops serving: when the queue is full, lines are dropped and counted, and stderr says so at most every five seconds.
 Write errors (a full disk) are reported at most once a minute and never stop serving.
 .SH "ENVIRONMENT"
-\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR, \fBTWS_ROOT\fR, \fBTWS_ACCESS_LOG\fR, \fBTWS_TLS_CERT\fR, \fBTWS_TLS_KEY\fR, \fBTWS_DOMAIN\fR and \fBTWS_ACME_EMAIL\fR stand in for the flags of the same name.
+\fBTWS_CONFIG\fR, \fBTWS_HOST\fR, \fBTWS_PORT\fR, \fBTWS_ROOT\fR, \fBTWS_STORE\fR, \fBTWS_ACCESS_LOG\fR, \fBTWS_TLS_CERT\fR, \fBTWS_TLS_KEY\fR, \fBTWS_DOMAIN\fR and \fBTWS_ACME_EMAIL\fR stand in for the flags of the same name.
 \fBNO_COLOR\fR turns colour off; it is only used on a terminal anyway.
 \fBLISTEN_FDS\fR and \fBLISTEN_PID\fR (systemd socket activation) hand tws its listening socket.
 .SH "EXIT STATUS"
@@ -231,8 +238,14 @@ Write errors (a full disk) are reported at most once a minute and never stop ser
 2 on a command-line usage error.
 .SH "FILES"
 .TP
-\fIdata\fR/users.jsonl
-Users created by create_user, one JSON record per line, appended and fsynced before the 201 is sent.
+\fIdata\fR/tws.db
+The collections' records (SQLite, WAL mode), each write fsynced before it is answered.
+.TP
+\fIdata\fR/tws.lock
+Held while a server uses the data folder: a second one refuses to start.
+.TP
+\fIdata\fR/tls/self-signed.pem
+The certificate made by \fB--tls-self-signed\fR (not its key), for \fBcurl --cacert\fR.
 .TP
 \fIdata\fR/acme/
 The ACME account key, the certificate and its key, and the backoff after failures (with \fB--store\fR, in the database instead).

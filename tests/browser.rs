@@ -1,7 +1,8 @@
 //! A real browser against the real server: headless Chromium loads pages whose scripts (or
 //! forms) use tws the way a site's visitors do, and the test reads what they wrote into the
 //! DOM. A preflighted cross-origin fetch between two tws origins, and one from an origin the
-//! route does not allow; the bundled site's create-user form; a cross-site form post to a
+//! route does not allow; the bundled site's create-user form (and screenshots of its home,
+//! thank-you and people pages); a cross-site form post to a
 //! protected collection; a 32 MiB download over HTTPS and HTTP/2; files sent from a folder's
 //! listing page (its script, then its plain form); the listing in light and dark, with
 //! screenshots left in `target/screenshots`. Run alone with `cargo test --test browser`.
@@ -134,6 +135,36 @@ fn the_bundled_create_user_form_lands_on_a_page_of_the_site() {
     assert!(
         !landed.contains("\"Nombre\":"),
         "landed on raw JSON: {landed}"
+    );
+    assert!(landed.contains(" | /thanks | "), "{landed}");
+    // The pages a person sees on the way, as the browser paints them (target/screenshots):
+    // each has its text, and its screenshot is not blank.
+    let shots = common::repo().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (name, path, text) in [
+        ("home", "/", "tws demo site"),
+        (
+            "thanks",
+            "/thanks?id=1",
+            "Ada Lovelace was created (user 1).",
+        ),
+        ("people", "/people", "Ada Lovelace"),
+    ] {
+        let dom = dump_dom(&server.url(path), &profile(&dir, name), &[]).unwrap();
+        let flat = dom.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(text), "{path}: {dom}");
+        let shot = shots.join(format!("site-{name}.png"));
+        common::browser::screenshot(&server.url(path), &shot, &profile(&dir, name), None);
+        let ink = common::browser::ink(&std::fs::read(&shot).unwrap());
+        assert!(
+            ink >= 5,
+            "{path}: the screenshot is blank ({ink}/1000 pixels drawn)"
+        );
+    }
+    assert!(
+        dump_dom(&server.url("/people"), &profile(&dir, "count"), &[])
+            .unwrap()
+            .contains("1 person.")
     );
 }
 

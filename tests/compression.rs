@@ -57,7 +57,8 @@ fn site(name: &str, extra_routes: &str, extra_server: &str) -> (PathBuf, Server)
              [[route]]\npath = \"/\"\ndir = \".\"\nlisting = true\n\n\
              [[route]]\npath = \"/raw.js\"\nfile = \"app.js\"\ncompress = false\n\n\
              [[route]]\npath = \"/createUser\"\naction = \"create_user\"\n\n\
-             [[route]]\npath = \"/users\"\naction = \"list_users\"\n\n{extra_routes}"
+             [[route]]\npath = \"/users\"\naction = \"list_users\"\n\n\
+             [[route]]\npath = \"/metrics\"\naction = \"metrics\"\n\n{extra_routes}"
         ),
     )
     .unwrap();
@@ -379,4 +380,12 @@ fn action_answers_and_listings_are_compressed() {
     assert_eq!(listing.header("vary"), Some("Accept, Accept-Encoding"));
     let text = String::from_utf8(decompress("gzip", &listing.body)).unwrap();
     assert!(text.contains("file29.txt"));
+    // /metrics (several KiB of text) is compressed like any other answer; Prometheus asks
+    // for gzip.
+    let metrics = fetch(&server, "GET", "/metrics", "Accept-Encoding: gzip\r\n");
+    assert_eq!(metrics.status, 200);
+    assert_eq!(metrics.header("content-encoding"), Some("gzip"));
+    assert_eq!(metrics.header("vary"), Some("Accept-Encoding"));
+    let text = String::from_utf8(decompress("gzip", &metrics.body)).unwrap();
+    assert!(text.contains("tws_build_info"), "{text}");
 }

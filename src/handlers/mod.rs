@@ -314,7 +314,12 @@ impl App {
                 self.compression_for(route),
             ),
             Target::Action(action) => {
-                return reply.send(actions::run(*action, self.store.as_deref()));
+                // A long /metrics is compressed like a collection's answer.
+                return reply.send(compress::response(
+                    actions::run(*action, self.store.as_deref()),
+                    self.compression_for(route),
+                    req.header_str("accept-encoding"),
+                ));
             }
             Target::Collection(endpoint) => {
                 let Some(store) = self.store.as_deref() else {

@@ -89,3 +89,92 @@ pub fn screenshot(url: &str, path: &Path, profile: &Path, extra: Option<&str>) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// How much of a screenshot differs from its most common colour, in thousandths of its
+/// pixels: 0 for a blank page. Decodes the 8-bit RGB or RGBA PNG Chromium writes
+/// (non-interlaced; every scanline filter of the PNG specification undone).
+pub fn ink(png: &[u8]) -> usize {
+    use std::io::Read;
+    let chunk = |at: usize| {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        (
+            &png[at + 4..at + 8],
+            &png[at + 8..at + 8 + len],
+            at + 12 + len,
+        )
+    };
+    let (mut at, mut width, mut height, mut channels, mut packed) = (8, 0, 0, 0, Vec::new());
+    while at < png.len() {
+        let (kind, data, next) = chunk(at);
+        match kind {
+            b"IHDR" => {
+                width = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
+                height = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
+                assert_eq!((data[8], data[12]), (8, 0), "8-bit, not interlaced");
+                channels = match data[9] {
+                    2 => 3,
+                    6 => 4,
+                    other => panic!("colour type {other}"),
+                };
+            }
+            b"IDAT" => packed.extend_from_slice(data),
+            _ => {}
+        }
+        at = next;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&packed[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = width * channels;
+    let mut pixels = vec![0u8; stride * height];
+    for y in 0..height {
+        let line = &raw[y * (stride + 1)..(y + 1) * (stride + 1)];
+        for x in 0..stride {
+            let a = if x >= channels {
+                pixels[y * stride + x - channels]
+            } else {
+                0
+            };
+            let b = if y > 0 {
+                pixels[(y - 1) * stride + x]
+            } else {
+                0
+            };
+            let c = if y > 0 && x >= channels {
+                pixels[(y - 1) * stride + x - channels]
+            } else {
+                0
+            };
+            let predicted = match line[0] {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                other => panic!("filter {other}"),
+            };
+            pixels[y * stride + x] = line[1 + x].wrapping_add(predicted);
+        }
+    }
+    let mut counts = std::collections::HashMap::new();
+    for pixel in pixels.chunks(channels) {
+        *counts.entry(&pixel[..3]).or_insert(0usize) += 1;
+    }
+    let background = counts.values().copied().max().unwrap_or(0);
+    (width * height - background) * 1000 / (width * height).max(1)
+}
