@@ -71,6 +71,8 @@ pub struct Field {
     /// Kept in an index, so that filters and sorts on it need not read every record (at the
     /// cost of a little more work per write).
     pub index: bool,
+    /// Searched by `q` (full text): strings and emails only.
+    pub search: bool,
 }
 
 /// A declared collection.
@@ -86,12 +88,17 @@ pub struct Collection {
     pub require_if_match: bool,
     /// A page ends before the record that would take its records past this many bytes.
     pub max_page_bytes: usize,
+    /// Most records one `POST` of a JSON array creates.
+    pub max_batch: usize,
     /// Where it was declared (`routes.toml:42`), for messages about it.
     pub origin: Option<String>,
 }
 
 /// Bytes of records on one page unless a collection says otherwise.
 pub const DEFAULT_MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// Records one batch create may hold unless a collection says otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 1000;
 
 /// Why a record is refused: 400 for what is not a JSON object, 422 for content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +120,11 @@ impl Invalid {
 impl Collection {
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The fields `q` searches.
+    pub fn searched(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| f.search)
     }
 
     /// The refusal of a field the collection does not declare.
@@ -330,6 +342,7 @@ pub(crate) mod tests {
             min: None,
             max: None,
             index: name == "count",
+            search: name == "name",
         };
         Collection {
             name: "things".into(),
@@ -353,6 +366,7 @@ pub(crate) mod tests {
             form_redirect: None,
             require_if_match: false,
             max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+            max_batch: 3,
             origin: None,
         }
     }
