@@ -24,7 +24,7 @@ enum Key {
 
 fn key_of(query: &PageQuery) -> Key {
     match &query.sort {
-        _ if query.ranked && query.search.is_some() => Key::Rank,
+        _ if query.ranked && query.search.as_ref().is_some_and(|w| !w.is_empty()) => Key::Rank,
         Some(field) => Key::Field(field.clone()),
         None => Key::Id,
     }

@@ -133,12 +133,16 @@ impl Collection {
     }
 
     /// Checks what a merge patch sets: declared fields only, each valid (`null` removes a
-    /// field, and is checked with the whole record once applied).
+    /// field that is not required; the whole record is checked again once applied).
     pub fn check_patch(&self, patch: &Map<String, Value>) -> Result<(), Invalid> {
         for (name, value) in patch {
             let field = self.field(name).ok_or_else(|| self.undeclared(name))?;
             if !value.is_null() {
                 field.check(value.clone())?;
+            } else if field.required {
+                return Err(Invalid::Content(format!(
+                    "\"{name}\" is required: a patch cannot remove it"
+                )));
             }
         }
         Ok(())
@@ -216,10 +220,12 @@ impl Field {
                 }
             }
             FieldType::Integer => {
-                let n = value
-                    .as_i64()
-                    .filter(|_| value.is_i64() || value.is_u64())
-                    .ok_or_else(wrong)?;
+                // JSON Schema's integer: any number without a fraction (`3.0` too).
+                let whole = value
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && n.abs() < 9.2e18)
+                    .map(|n| n as i64);
+                let n = value.as_i64().or(whole).ok_or_else(wrong)?;
                 self.bounds(n as f64)?;
                 Ok(Value::from(n))
             }
@@ -384,6 +390,10 @@ pub(crate) mod tests {
                         "due": "2026-11-25T15:30:33+01:00", "mail": "a@b.example"});
         let checked = check(ok).unwrap();
         assert_eq!(checked["due"], "2026-11-25T14:30:33Z");
+        assert_eq!(
+            check(json!({"name": "a", "count": 3.0})).unwrap()["count"],
+            json!(3)
+        );
         let cases: &[(Value, &str)] = &[
             (json!({}), "missing \"name\""),
             (json!({"name": null}), "missing \"name\""),
@@ -396,6 +406,7 @@ pub(crate) mod tests {
                 "\"extra\" is not a field of things",
             ),
             (json!({"name": "a", "count": 1.5}), "must be an integer"),
+            (json!({"name": "a", "count": 1e19}), "must be an integer"),
             (json!({"name": "a", "count": 11}), "at most 10"),
             (json!({"name": "a", "count": -1}), "at least 0"),
             (json!({"name": "a", "ratio": "x"}), "must be a number"),

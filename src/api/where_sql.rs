@@ -25,7 +25,10 @@ pub fn selection<D: Dialect>(
         conditions: Vec::new(),
         rank: None,
     };
-    if let Some(words) = &query.search {
+    if query.search.as_ref().is_some_and(Vec::is_empty) {
+        // A search without words finds nothing.
+        selection.conditions.push("1 = 0".to_owned());
+    } else if let Some(words) = &query.search {
         let p = bind(D::words(words));
         let search = D::search(table, &p, query.ranked);
         selection.join = search.join;

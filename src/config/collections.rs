@@ -296,3 +296,24 @@ fn check_field(name: String, raw: RawField) -> Result<Field, String> {
         search: raw.search.unwrap_or(false),
     })
 }
+
+/// Where `[server] openapi = true` serves the collections' OpenAPI document.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The route `[server] openapi = true` adds: the document at `OPENAPI_PATH`, under the
+/// site's headers and CORS rules.
+pub(super) fn openapi_route(rules: &SiteRules) -> Result<Route, String> {
+    let site = rules.for_route(None, None, None, None, None)?;
+    Ok(Route {
+        path: OPENAPI_PATH.to_owned(),
+        methods: Methods::of(&[Method::Get, Method::Head]),
+        target: Target::Action(crate::routes::Action::OpenApi),
+        line: 0,
+        compress: true,
+        hosts: site.hosts,
+        headers: site.headers,
+        cors: site.cors,
+        auth: site.auth,
+        allow: site.allow,
+    })
+}
