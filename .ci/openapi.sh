@@ -51,7 +51,7 @@ check() {
   fi
   curl -fsS "$url/openapi.json" -o "$work/$name/openapi.json"
   openapi-spec-validator "$work/$name/openapi.json"
-  local args=(--config-file .ci/schemathesis.toml run "$url/openapi.json" --max-examples "$examples" --seed 1
+  local args=(--config-file .ci/schemathesis.toml run "$url/openapi.json" --max-examples "$examples" --seed "${TWS_OPENAPI_SEED:-1}"
     --request-timeout 10 --report junit --report-dir "$work/$name/report")
   [ -n "$auth" ] && args+=(--auth "$auth")
   if ! schemathesis "${args[@]}" >"$work/$name/schemathesis" 2>&1; then

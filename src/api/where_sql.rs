@@ -108,6 +108,93 @@ pub fn prefix_end(prefix: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::dialect::Search;
+    use crate::api::store::Condition;
+    use serde_json::{Value, json};
+
+    /// Spells SQL plainly, its parameters as their JSON text.
+    struct Plain;
+
+    impl Dialect for Plain {
+        type Param = String;
+        fn placeholder(n: usize) -> String {
+            format!("${n}")
+        }
+        fn field(name: &str) -> String {
+            format!("f.{name}")
+        }
+        fn value(value: &Value) -> String {
+            value.to_string()
+        }
+        fn id(id: i64) -> String {
+            id.to_string()
+        }
+        fn text(text: &str) -> String {
+            text.to_owned()
+        }
+        fn starts_with(name: &str, prefix: &str, bind: &mut dyn FnMut(String) -> String) -> String {
+            format!("starts(f.{name}, {})", bind(prefix.to_owned()))
+        }
+        fn contains(name: &str, p: &str) -> String {
+            format!("holds(f.{name}, {p})")
+        }
+        fn words(words: &[String]) -> String {
+            words.join(" ")
+        }
+        fn search(_table: &str, p: &str, ranked: bool) -> Search {
+            Search {
+                join: String::new(),
+                condition: format!("matches({p})"),
+                rank: ranked.then(|| format!("rank({p})")),
+            }
+        }
+        const NO_KEY: &'static str = "NULL";
+        const NULLS: (&'static str, &'static str) = ("", "");
+    }
+
+    #[test]
+    fn every_value_is_a_parameter_and_search_words_come_first() {
+        let condition = |field: &str, op, value| Condition {
+            field: field.into(),
+            op,
+            value,
+        };
+        let query = PageQuery {
+            filters: vec![("team".into(), json!("red"))],
+            conditions: vec![
+                condition("age", Op::Gte, json!(18)),
+                condition("age", Op::Lt, json!(65)),
+                condition("done", Op::Ne, json!(true)),
+                condition("tag", Op::In, json!(["a", "b"])),
+                condition("tag", Op::In, json!([])),
+                condition("name", Op::Prefix, json!("An")),
+                condition("name", Op::Contains, json!("'; DROP")),
+            ],
+            search: Some(vec!["rust".into(), "tea".into()]),
+            ..PageQuery::default()
+        };
+        let (sql, params) = count_sql::<Plain>("t", &query);
+        assert_eq!(
+            sql,
+            "SELECT count(*) FROM t WHERE matches($1) AND f.team = $2 AND f.age >= $3 \
+             AND f.age < $4 AND (f.done IS NULL OR f.done <> $5) AND f.tag IN ($6, $7) \
+             AND 1 = 0 AND starts(f.name, $8) AND holds(f.name, $9)"
+        );
+        assert_eq!(
+            params,
+            [
+                "rust tea", "\"red\"", "18", "65", "true", "\"a\"", "\"b\"", "An", "'; DROP"
+            ]
+        );
+        let nothing = PageQuery {
+            search: Some(Vec::new()),
+            ..PageQuery::default()
+        };
+        assert_eq!(
+            count_sql::<Plain>("t", &nothing).0,
+            "SELECT count(*) FROM t WHERE 1 = 0"
+        );
+    }
 
     #[test]
     fn a_prefix_ends_at_the_next_string() {
