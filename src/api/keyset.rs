@@ -85,11 +85,15 @@ pub fn page_sql<D: Dialect>(
         Key::Field(field) => Some(D::field(&field)),
         Key::Rank => selected.rank.clone(),
     };
-    let mut sql = format!(
-        "SELECT {columns}, {} FROM {table}{}",
-        key.as_deref().unwrap_or(D::NO_KEY),
-        selected.join
-    );
+    // A ranked page orders the matches by relevance reading only their ids, then reads the
+    // records of that page alone.
+    let ranked = matches!(key_of(query), Key::Rank);
+    let selected_columns = if ranked {
+        format!("{table}.id AS rid, {} AS k", key.as_deref().unwrap_or(D::NO_KEY))
+    } else {
+        format!("{columns}, {}", key.as_deref().unwrap_or(D::NO_KEY))
+    };
+    let mut sql = format!("SELECT {selected_columns} FROM {table}{}", selected.join);
     let mut conditions = selected.conditions;
     let descending = query.descending && !query.ranked;
     let (order, nulls, after) = if descending {
@@ -126,6 +130,11 @@ pub fn page_sql<D: Dialect>(
     }
     let limit = bind(D::id(query.limit as i64 + 1));
     sql.push_str(&format!(" LIMIT {limit}"));
+    if ranked {
+        sql = format!(
+            "SELECT {columns}, r.k FROM {table} JOIN ({sql}) AS r ON {table}.id = r.rid ORDER BY r.k, {table}.id"
+        );
+    }
     (sql, params)
 }
 
