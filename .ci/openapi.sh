@@ -51,16 +51,17 @@ check() {
   fi
   curl -fsS "$url/openapi.json" -o "$work/$name/openapi.json"
   openapi-spec-validator "$work/$name/openapi.json"
-  local args=(--config-file .ci/schemathesis.toml run "$url/openapi.json" --max-examples "$examples" --seed "${TWS_OPENAPI_SEED:-1}"
+  local args=(--config-file "$PWD/.ci/schemathesis.toml" run "$url/openapi.json" --max-examples "$examples" --seed "${TWS_OPENAPI_SEED:-1}"
     --request-timeout 10 --report junit --report-dir "$work/$name/report")
   [ -n "$auth" ] && args+=(--auth "$auth")
-  if ! schemathesis "${args[@]}" >"$work/$name/schemathesis" 2>&1; then
+  # Run from the scratch folder: schemathesis keeps a cache (.schemathesis/) where it runs.
+  if ! (cd "$work/$name" && schemathesis "${args[@]}") >"$work/$name/schemathesis" 2>&1; then
     cat "$work/$name/schemathesis"
     echo "openapi: schemathesis found problems with $config (tws stderr follows)"
     tail -n 20 "$work/$name/err"
     exit 1
   fi
-  tail -n 4 "$work/$name/schemathesis"
+  sed -n "/WARNINGS/,/SUMMARY/p;/passed\|failed\|warning\|generated/p" "$work/$name/schemathesis" | tail -n 12
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "openapi: tws exited during the run with $config"; cat "$work/$name/err"; exit 1
   fi
