@@ -89,7 +89,10 @@ pub fn page_sql<D: Dialect>(
     // records of that page alone.
     let ranked = matches!(key_of(query), Key::Rank);
     let selected_columns = if ranked {
-        format!("{table}.id AS rid, {} AS k", key.as_deref().unwrap_or(D::NO_KEY))
+        format!(
+            "{table}.id AS rid, {} AS k",
+            key.as_deref().unwrap_or(D::NO_KEY)
+        )
     } else {
         format!("{columns}, {}", key.as_deref().unwrap_or(D::NO_KEY))
     };
