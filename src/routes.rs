@@ -190,15 +190,18 @@ pub enum Action {
     Health,
     /// Prometheus metrics.
     Metrics,
+    /// The OpenAPI document of the collections.
+    OpenApi,
 }
 
 impl Action {
-    const ALL: [Action; 2] = [Action::Health, Action::Metrics];
+    const ALL: [Action; 3] = [Action::Health, Action::Metrics, Action::OpenApi];
 
     pub fn name(self) -> &'static str {
         match self {
             Action::Health => "health",
             Action::Metrics => "metrics",
+            Action::OpenApi => "openapi",
         }
     }
 
@@ -212,7 +215,9 @@ impl Action {
 
     fn methods(self) -> Methods {
         match self {
-            Action::Health | Action::Metrics => Methods::of(&[Method::Get, Method::Head]),
+            Action::Health | Action::Metrics | Action::OpenApi => {
+                Methods::of(&[Method::Get, Method::Head])
+            }
         }
     }
 }

@@ -31,6 +31,7 @@ fn things() -> Arc<Collection> {
         min: None,
         max: None,
         index: name == "count",
+        search: name == "name",
     };
     Arc::new(Collection {
         name: "things".into(),
@@ -51,6 +52,7 @@ fn things() -> Arc<Collection> {
         form_redirect: None,
         require_if_match: false,
         max_page_bytes: tws::api::schema::DEFAULT_MAX_PAGE_BYTES,
+        max_batch: tws::api::schema::DEFAULT_MAX_BATCH,
         origin: None,
     })
 }

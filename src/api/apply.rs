@@ -45,6 +45,7 @@ pub fn apply<R: Rows>(
                 data,
             })));
         }
+        Write::CreateMany(records) => return create_many(rows, name, records, now).map(Ok),
         Write::Replace { id, conditions, .. }
         | Write::Patch { id, conditions, .. }
         | Write::Delete { id, conditions } => (*id, conditions),
@@ -76,7 +77,7 @@ pub fn apply<R: Rows>(
             Ok(fields) => fields,
             Err(e) => return Ok(Err(e)),
         },
-        Write::Create(_) => unreachable!("handled above"),
+        Write::Create(_) | Write::CreateMany(_) => unreachable!("handled above"),
     };
     let record = Record {
         version: current.version + 1,
@@ -86,6 +87,41 @@ pub fn apply<R: Rows>(
     };
     rows.update(name, &record)?;
     Ok(Ok(Some(record)))
+}
+
+/// Inserts every record of a batch (the transaction holds them all or none); the answer is
+/// one record whose data is the JSON array of those created.
+fn create_many<R: Rows>(
+    rows: &mut R,
+    name: &str,
+    records: &[Map<String, Value>],
+    now: &str,
+) -> Result<Option<Record>, R::Error> {
+    let mut array = Vec::with_capacity(records.len() * 64 + 2);
+    array.push(b'[');
+    for (i, fields) in records.iter().enumerate() {
+        let data = json_text(fields);
+        let id = rows.insert(name, now, &data)?;
+        if i > 0 {
+            array.push(b',');
+        }
+        let record = Record {
+            id,
+            version: 1,
+            created: now.to_owned(),
+            updated: None,
+            data,
+        };
+        record.write_json(&mut array);
+    }
+    array.push(b']');
+    Ok(Some(Record {
+        id: 0,
+        version: 0,
+        created: now.to_owned(),
+        updated: None,
+        data: String::from_utf8(array).unwrap_or_default(),
+    }))
 }
 
 fn json_text(fields: &Map<String, Value>) -> String {

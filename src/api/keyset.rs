@@ -4,40 +4,65 @@
 //! the value), so records added while a client pages never shift what it sees. A record
 //! without the sort field sorts first ascending and last descending in both stores. A page
 //! ends at its limit of records or before the record that would take it past its byte
-//! bound, so a page of large records never holds more than that in memory. What differs
-//! between the two stores is the `Dialect`: placeholders, how a field is read from the JSON,
-//! how values are bound, and how NULL placement is spelled.
+//! bound, so a page of large records never holds more than that in memory. A ranked search
+//! is ordered by relevance then id, its cursor still an id: the relevance of that record is
+//! read again for the same words. What differs between the two stores is the `Dialect`.
 
 use serde_json::Value;
 
+pub use super::dialect::Dialect;
 use super::store::{Cursor, Page, PageQuery, Record};
+use super::where_sql::selection;
 
-/// How one SQL engine spells what a page query needs.
-pub trait Dialect {
-    /// A bound parameter.
-    type Param;
-    /// The placeholder of the `n`th parameter (from 1).
-    fn placeholder(n: usize) -> String;
-    /// The SQL expression of a field's value (field names are checked at load: `[A-Za-z_]\w*`).
-    fn field(name: &str) -> String;
-    /// A field's value as a parameter compared with `field`.
-    fn value(value: &Value) -> Self::Param;
-    fn id(id: i64) -> Self::Param;
-    /// The key column's value when there is no sort field.
-    const NO_KEY: &'static str;
-    /// What follows `ORDER BY key ASC` and `... DESC` so that NULLs come first ascending and
-    /// last descending (empty where that is the engine's own order).
-    const NULLS: (&'static str, &'static str);
+/// What a page is ordered by (then by id).
+enum Key {
+    Id,
+    Field(String),
+    /// Relevance to the search, smaller first.
+    Rank,
 }
 
-/// The SQL reading the sort key of the record a sorted page continues after (one parameter:
-/// its id).
-pub fn cursor_sql<D: Dialect>(table: &str, field: &str) -> String {
-    format!(
-        "SELECT {} FROM {table} WHERE id = {}",
-        D::field(field),
-        D::placeholder(1)
-    )
+fn key_of(query: &PageQuery) -> Key {
+    match &query.sort {
+        _ if query.ranked && query.search.as_ref().is_some_and(|w| !w.is_empty()) => Key::Rank,
+        Some(field) => Key::Field(field.clone()),
+        None => Key::Id,
+    }
+}
+
+/// The SQL reading the sort key of the record a page continues after (its id the last
+/// parameter), and its other parameters; `None` when the page is ordered by id.
+pub fn cursor_sql<D: Dialect>(
+    table: &str,
+    query: &PageQuery,
+    id: i64,
+) -> Option<(String, Vec<D::Param>)> {
+    let mut params = Vec::new();
+    let mut bind = |value: D::Param| {
+        params.push(value);
+        D::placeholder(params.len())
+    };
+    let sql = match key_of(query) {
+        Key::Id => return None,
+        Key::Field(field) => format!(
+            "SELECT {} FROM {table} WHERE id = {}",
+            D::field(&field),
+            bind(D::id(id))
+        ),
+        Key::Rank => {
+            let words = query.search.as_deref().unwrap_or_default();
+            let p = bind(D::words(words));
+            let search = D::search(table, &p, true);
+            format!(
+                "SELECT {} FROM {table}{} WHERE {} AND id = {}",
+                search.rank.unwrap_or_else(|| D::NO_KEY.to_owned()),
+                search.join,
+                search.condition,
+                bind(D::id(id))
+            )
+        }
+    };
+    Some((sql, params))
 }
 
 /// The SQL of a page of `table` (selecting `columns`, then the sort key) after `start` (the
@@ -54,24 +79,34 @@ pub fn page_sql<D: Dialect>(
         params.push(value);
         D::placeholder(params.len())
     };
-    let key = query.sort.as_deref().map(D::field);
-    let mut sql = format!(
-        "SELECT {columns}, {} FROM {table}",
-        key.as_deref().unwrap_or(D::NO_KEY)
-    );
-    let mut conditions = Vec::new();
-    for (field, value) in &query.filters {
-        let p = bind(D::value(value));
-        conditions.push(format!("{} = {p}", D::field(field)));
-    }
-    let (order, nulls, after) = if query.descending {
+    let selected = selection::<D>(table, query, &mut bind);
+    let key = match key_of(query) {
+        Key::Id => None,
+        Key::Field(field) => Some(D::field(&field)),
+        Key::Rank => selected.rank.clone(),
+    };
+    // A ranked page orders the matches by relevance reading only their ids, then reads the
+    // records of that page alone.
+    let ranked = matches!(key_of(query), Key::Rank);
+    let selected_columns = if ranked {
+        format!(
+            "{table}.id AS rid, {} AS k",
+            key.as_deref().unwrap_or(D::NO_KEY)
+        )
+    } else {
+        format!("{columns}, {}", key.as_deref().unwrap_or(D::NO_KEY))
+    };
+    let mut sql = format!("SELECT {selected_columns} FROM {table}{}", selected.join);
+    let mut conditions = selected.conditions;
+    let descending = query.descending && !query.ranked;
+    let (order, nulls, after) = if descending {
         ("DESC", D::NULLS.1, "<")
     } else {
         ("ASC", D::NULLS.0, ">")
     };
     if let Some(cursor) = start {
         let id = bind(D::id(cursor.id));
-        conditions.push(match (&key, &cursor.value, query.descending) {
+        conditions.push(match (&key, &cursor.value, descending) {
             (None, _, _) => format!("id {after} {id}"),
             (Some(k), Value::Null, false) => {
                 format!("(({k} IS NULL AND id > {id}) OR {k} IS NOT NULL)")
@@ -98,23 +133,31 @@ pub fn page_sql<D: Dialect>(
     }
     let limit = bind(D::id(query.limit as i64 + 1));
     sql.push_str(&format!(" LIMIT {limit}"));
+    if ranked {
+        sql = format!(
+            "SELECT {columns}, r.k FROM {table} JOIN ({sql}) AS r ON {table}.id = r.rid ORDER BY r.k, {table}.id"
+        );
+    }
     (sql, params)
 }
 
 /// Where a page starts: after the record `query.after` names, with its sort key read by
-/// `sort_key(id, field)` when the page is sorted. `Ok(None)`: that record is gone, and a
-/// sorted page cannot go on.
-pub fn start<E>(
+/// `sort_key(sql, params)` (from `cursor_sql`) unless the page is ordered by id. `Ok(None)`:
+/// that record is gone (or no longer matches a search), and the page cannot go on.
+pub fn start<D: Dialect, E>(
+    table: &str,
     query: &PageQuery,
-    sort_key: impl FnOnce(i64, &str) -> Result<Option<Value>, E>,
+    sort_key: impl FnOnce(String, Vec<D::Param>) -> Result<Option<Value>, E>,
 ) -> Result<Option<Option<Cursor>>, E> {
-    Ok(match (query.after, &query.sort) {
-        (None, _) => Some(None),
-        (Some(id), None) => Some(Some(Cursor {
+    let Some(id) = query.after else {
+        return Ok(Some(None));
+    };
+    Ok(match cursor_sql::<D>(table, query, id) {
+        None => Some(Some(Cursor {
             value: Value::Null,
             id,
         })),
-        (Some(id), Some(field)) => sort_key(id, field)?.map(|value| Some(Cursor { value, id })),
+        Some((sql, params)) => sort_key(sql, params)?.map(|value| Some(Cursor { value, id })),
     })
 }
 
@@ -162,6 +205,7 @@ impl Collector {
         Page {
             records: self.records,
             next,
+            total: None,
         }
     }
 }

@@ -3,13 +3,19 @@
 //! and JSON errors, and a browser's form submission is sent on with 303.
 
 pub mod apply;
+mod batch;
+pub mod dialect;
+pub mod filter;
 pub mod import;
 pub mod keyset;
+mod list;
+pub mod openapi;
 pub mod postgres;
 pub mod query;
 pub mod schema;
 pub mod sqlite;
 pub mod store;
+pub mod where_sql;
 
 use std::sync::Arc;
 
@@ -51,6 +57,8 @@ impl Endpoint {
 enum Failure {
     Http(HttpError),
     Invalid(Invalid),
+    /// 503: a query ran past its time limit (the message names the fields to index).
+    Slow(String),
 }
 
 impl From<HttpError> for Failure {
@@ -84,13 +92,14 @@ impl Failure {
             Failure::Http(e) => e.status_and_message(),
             Failure::Invalid(Invalid::Malformed(m)) => (HttpError::BadRequest("").status(), m),
             Failure::Invalid(Invalid::Content(m)) => (HttpError::Unprocessable("").status(), m),
+            Failure::Slow(m) => (HttpError::ServiceUnavailable("").status(), m),
         }
     }
 
     fn response(self) -> Response {
         match self {
             Failure::Http(e) => Response::error(e, ErrorFormat::Json),
-            Failure::Invalid(_) => {
+            Failure::Invalid(_) | Failure::Slow(_) => {
                 let (status, message) = self.status_and_message();
                 Response::json(status, &serde_json::json!({ "error": message }))
             }
@@ -126,7 +135,7 @@ pub fn handle(
 ) {
     let collection = &endpoint.collection;
     let result = match (endpoint.item, req.method) {
-        (false, Method::Get | Method::Head) => list(collection, store, req),
+        (false, Method::Get | Method::Head) => list::list(collection, store, req),
         (false, Method::Post) => return create(endpoint, store, req, body, respond, pages),
         (true, Method::Get | Method::Head) => get(collection, store, req, id),
         (true, Method::Put | Method::Patch | Method::Delete) => {
@@ -149,27 +158,6 @@ fn unavailable(e: store::ReadError) -> Failure {
             "the record this page continues after was deleted; start again from the first page",
         ),
     })
-}
-
-/// `GET /things`: a page of records, oldest first unless sorted, with a link to the next.
-fn list(collection: &Collection, store: &dyn Store, req: &Request) -> Result<Response, Failure> {
-    let query = query::parse(collection, req.query())?;
-    let page = store.page(collection, &query).map_err(unavailable)?;
-    let mut body = Vec::with_capacity(page.records.iter().map(|r| r.data.len() + 64).sum());
-    body.push(b'[');
-    for (i, record) in page.records.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        record.write_json(&mut body);
-    }
-    body.extend_from_slice(b"]\n");
-    let mut response = json(200, body).header("Cache-Control", "no-cache");
-    if let Some(next) = page.next {
-        let link = query::next_link(req.path(), req.query(), next);
-        response = response.header("Link", link);
-    }
-    Ok(response)
 }
 
 /// `GET /things/{id}`, with 304 when `If-None-Match` names its current version.
@@ -234,6 +222,9 @@ fn create(
     pages: &ErrorPages,
 ) {
     let collection = Arc::clone(&endpoint.collection);
+    if req.media_type().as_deref() == Some(JSON) && batch::is_batch(body) && !endpoint.lenient {
+        return batch::create(&collection, store, body, respond);
+    }
     let browser =
         req.media_type().as_deref() == Some(FORM) && prefers_html(req.header_str("accept"));
     let pages = Arc::clone(pages);

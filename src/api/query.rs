@@ -1,12 +1,16 @@
 //! The query of a collection's page: `limit`, `after` (a cursor: the id of the record the
-//! page continues after, whatever the order, so it stays a few bytes), `sort`, and equality
-//! filters on declared fields; and the `Link: <...>; rel="next"` that carries the cursor on.
+//! page continues after, whatever the order, so it stays a few bytes), `sort`, filters on
+//! declared fields (`filter`), `q` (full-text search, by relevance unless sorted),
+//! `count=exact` (the total) and `fields` (which fields to answer); and the
+//! `Link: <...>; rel="next"` that carries the cursor on.
 
-use serde_json::Value;
-
-use super::schema::{Collection, FieldType, Invalid};
+use super::filter::{self, Filter};
+use super::schema::{Collection, Invalid};
 use super::store::PageQuery;
 use crate::http::form;
+
+/// Longest search (`q`), in characters.
+pub const MAX_SEARCH_CHARS: usize = 256;
 
 pub use super::store::DEFAULT_LIMIT;
 /// Most records on a page.
@@ -22,7 +26,9 @@ pub fn parse(collection: &Collection, query: Option<&str>) -> Result<PageQuery, 
         ..PageQuery::default()
     };
     let mut after = None;
+    let mut sorted = false;
     for (name, value) in pairs {
+        let declared = collection.field(&name).is_some();
         match name.as_str() {
             "limit" => {
                 page.limit = value
@@ -37,6 +43,7 @@ pub fn parse(collection: &Collection, query: Option<&str>) -> Result<PageQuery, 
                     Some(field) => (true, field),
                     None => (false, value.as_str()),
                 };
+                sorted = true;
                 page.descending = descending;
                 page.sort = match field {
                     "id" => None,
@@ -50,24 +57,28 @@ pub fn parse(collection: &Collection, query: Option<&str>) -> Result<PageQuery, 
                     }
                 };
             }
-            _ => {
-                let Some(field) = collection.field(&name) else {
+            "count" if value == "exact" => page.total = true,
+            "count" if !declared => {
+                return Err(bad("count must be \"exact\" (or leave it out)".to_owned()));
+            }
+            "q" if !declared => page.search = Some(words(collection, &value)?),
+            "fields" if !declared => {
+                projection(collection, &value)?;
+            }
+            _ => match filter::parse(collection, &name, &value).map_err(bad)? {
+                Some(Filter::Equal(field, value)) => page.filters.push((field, value)),
+                Some(Filter::Other(condition)) => page.conditions.push(condition),
+                None => {
                     return Err(bad(format!(
-                        "unknown query parameter \"{name}\" (use limit, after, sort, or a field of {}: {})",
+                        "unknown query parameter \"{name}\" (use limit, after, sort, q, count, fields, or a field of {}: {})",
                         collection.name,
                         field_names(collection)
                     )));
-                };
-                let typed = filter_value(field.kind, &value).ok_or_else(|| {
-                    bad(format!(
-                        "filter \"{name}\": \"{value}\" is not {}",
-                        field.kind.article()
-                    ))
-                })?;
-                page.filters.push((name, typed));
-            }
+                }
+            },
         }
     }
+    page.ranked = page.search.is_some() && !sorted;
     if let Some(text) = after {
         page.after = Some(
             decode_cursor(&text)
@@ -82,25 +93,55 @@ fn field_names(collection: &Collection) -> String {
     names.join(", ")
 }
 
-/// A filter's text as a value of the field's type, as records store it.
-fn filter_value(kind: FieldType, text: &str) -> Option<Value> {
-    match kind {
-        FieldType::String | FieldType::Email => Some(Value::String(text.to_owned())),
-        FieldType::Datetime => {
-            crate::time::parse_rfc3339(text).map(|t| Value::String(crate::time::rfc3339(t)))
-        }
-        FieldType::Integer => text.parse::<i64>().ok().map(Value::from),
-        FieldType::Number => text
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number)),
-        FieldType::Boolean => match text {
-            "true" => Some(Value::Bool(true)),
-            "false" => Some(Value::Bool(false)),
-            _ => None,
-        },
+/// The words of a search (`q`): letters and digits, everything else a separator, so that
+/// no query syntax of either database gets through. A search without words finds nothing.
+fn words(collection: &Collection, text: &str) -> Result<Vec<String>, Invalid> {
+    if collection.searched().next().is_none() {
+        return Err(Invalid::Malformed(format!(
+            "collection {} has no field declared `search = true`, so `q` cannot search it",
+            collection.name
+        )));
     }
+    let chars = text.chars().count();
+    if chars > MAX_SEARCH_CHARS {
+        return Err(Invalid::Malformed(format!(
+            "`q` is {chars} characters long; search with at most {MAX_SEARCH_CHARS}"
+        )));
+    }
+    Ok(text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The fields a list answers with (`fields=id,name`), `None` for all of them: `id`,
+/// `created`, `updated` and declared fields; anything else is refused (400).
+pub fn projection(collection: &Collection, text: &str) -> Result<Vec<String>, Invalid> {
+    let mut fields = Vec::new();
+    for name in text.split(',') {
+        if !["id", "created", "updated"].contains(&name) && collection.field(name).is_none() {
+            return Err(Invalid::Malformed(format!(
+                "fields: \"{name}\" is not a field of {} (choose among id, created, updated, {})",
+                collection.name,
+                field_names(collection)
+            )));
+        }
+        if !fields.iter().any(|f| f == name) {
+            fields.push(name.to_owned());
+        }
+    }
+    Ok(fields)
+}
+
+/// The projection a list query asks for, if any (the query already parsed by `parse`).
+pub fn fields_wanted(collection: &Collection, query: Option<&str>) -> Option<Vec<String>> {
+    if collection.field("fields").is_some() {
+        return None;
+    }
+    let pairs = form::pairs(query.unwrap_or("").as_bytes()).ok()?;
+    let (_, text) = pairs.into_iter().rev().find(|(name, _)| name == "fields")?;
+    projection(collection, &text).ok()
 }
 
 /// A cursor: the id of the record a page continues after, in decimal without sign or
@@ -129,6 +170,8 @@ pub fn next_link(path: &str, query: Option<&str>, next: i64) -> String {
 mod tests {
     use super::*;
     use crate::api::schema::tests::collection;
+    use crate::api::store::{Condition, Op};
+    use serde_json::Value;
 
     #[test]
     fn reads_limits_sorts_filters_and_cursors() {
@@ -166,6 +209,63 @@ mod tests {
             let err = parse(&c, Some(query)).unwrap_err();
             assert!(matches!(err, Invalid::Malformed(_)), "{query}");
         }
+    }
+
+    #[test]
+    fn reads_operators_search_count_and_fields() {
+        let c = collection();
+        let q = parse(
+            &c,
+            Some("count[gte]=1&count[lt]=5&name[prefix]=A&done=true"),
+        )
+        .unwrap();
+        assert_eq!(q.filters, vec![("done".to_owned(), Value::Bool(true))]);
+        let ops: Vec<Op> = q.conditions.iter().map(|c| c.op).collect();
+        assert_eq!(ops, [Op::Gte, Op::Lt, Op::Prefix]);
+        assert_eq!(
+            q.conditions[0],
+            Condition {
+                field: "count".into(),
+                op: Op::Gte,
+                value: Value::from(1)
+            }
+        );
+        let q = parse(&c, Some("q=%22ana%22+OR+b*+NEAR(x)&count=exact")).unwrap();
+        let words = ["ana", "OR", "b", "NEAR", "x"].map(String::from).to_vec();
+        assert_eq!((q.search, q.ranked, q.total), (Some(words), true, true));
+        let q = parse(&c, Some("q=ana&sort=id")).unwrap();
+        assert!(q.search.is_some() && !q.ranked);
+        assert_eq!(parse(&c, Some("q=+*+")).unwrap().search, Some(vec![]));
+        assert_eq!(
+            projection(&c, "id,name,id,updated").unwrap(),
+            ["id", "name", "updated"]
+        );
+        assert_eq!(
+            fields_wanted(&c, Some("fields=name,count&limit=2")),
+            Some(vec!["name".to_owned(), "count".to_owned()])
+        );
+        assert_eq!(fields_wanted(&c, Some("limit=2")), None);
+        let long_search = format!("q={}", "ab+".repeat(86));
+        let refused = [
+            (long_search.as_str(), "search with at most 256"),
+            // `count` is also a field here: other values filter it.
+            ("count=all", "\"all\" is not an integer"),
+            ("fields=id,secret", "\"secret\" is not a field"),
+            ("fields=", "\"\" is not a field"),
+            ("count.gte=1", "count[gte]=1"),
+            ("nope[eq]=1", "\"nope\" is not a field"),
+        ];
+        for (query, want) in refused {
+            let err = parse(&c, Some(query)).unwrap_err();
+            assert!(err.message().contains(want), "{query}: {err:?}");
+        }
+        let mut unsearched = c.clone();
+        unsearched.fields.iter_mut().for_each(|f| f.search = false);
+        let err = parse(&unsearched, Some("q=x")).unwrap_err();
+        assert!(err.message().contains("no field declared `search = true`"));
+        unsearched.fields.retain(|f| f.name != "count");
+        let err = parse(&unsearched, Some("count=all")).unwrap_err();
+        assert!(err.message().contains("count must be \"exact\""));
     }
 
     #[test]

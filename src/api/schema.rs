@@ -71,6 +71,8 @@ pub struct Field {
     /// Kept in an index, so that filters and sorts on it need not read every record (at the
     /// cost of a little more work per write).
     pub index: bool,
+    /// Searched by `q` (full text): strings and emails only.
+    pub search: bool,
 }
 
 /// A declared collection.
@@ -86,12 +88,17 @@ pub struct Collection {
     pub require_if_match: bool,
     /// A page ends before the record that would take its records past this many bytes.
     pub max_page_bytes: usize,
+    /// Most records one `POST` of a JSON array creates.
+    pub max_batch: usize,
     /// Where it was declared (`routes.toml:42`), for messages about it.
     pub origin: Option<String>,
 }
 
 /// Bytes of records on one page unless a collection says otherwise.
 pub const DEFAULT_MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// Records one batch create may hold unless a collection says otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 1000;
 
 /// Why a record is refused: 400 for what is not a JSON object, 422 for content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,18 +122,27 @@ impl Collection {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// The fields `q` searches.
+    pub fn searched(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| f.search)
+    }
+
     /// The refusal of a field the collection does not declare.
     pub fn undeclared(&self, name: &str) -> Invalid {
         Invalid::Content(format!("\"{name}\" is not a field of {}", self.name))
     }
 
     /// Checks what a merge patch sets: declared fields only, each valid (`null` removes a
-    /// field, and is checked with the whole record once applied).
+    /// field that is not required; the whole record is checked again once applied).
     pub fn check_patch(&self, patch: &Map<String, Value>) -> Result<(), Invalid> {
         for (name, value) in patch {
             let field = self.field(name).ok_or_else(|| self.undeclared(name))?;
             if !value.is_null() {
                 field.check(value.clone())?;
+            } else if field.required {
+                return Err(Invalid::Content(format!(
+                    "\"{name}\" is required: a patch cannot remove it"
+                )));
             }
         }
         Ok(())
@@ -204,10 +220,12 @@ impl Field {
                 }
             }
             FieldType::Integer => {
-                let n = value
-                    .as_i64()
-                    .filter(|_| value.is_i64() || value.is_u64())
-                    .ok_or_else(wrong)?;
+                // JSON Schema's integer: any number without a fraction (`3.0` too).
+                let whole = value
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && n.abs() < 9.2e18)
+                    .map(|n| n as i64);
+                let n = value.as_i64().or(whole).ok_or_else(wrong)?;
                 self.bounds(n as f64)?;
                 Ok(Value::from(n))
             }
@@ -330,6 +348,7 @@ pub(crate) mod tests {
             min: None,
             max: None,
             index: name == "count",
+            search: name == "name",
         };
         Collection {
             name: "things".into(),
@@ -353,6 +372,7 @@ pub(crate) mod tests {
             form_redirect: None,
             require_if_match: false,
             max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+            max_batch: 3,
             origin: None,
         }
     }
@@ -370,6 +390,10 @@ pub(crate) mod tests {
                         "due": "2026-11-25T15:30:33+01:00", "mail": "a@b.example"});
         let checked = check(ok).unwrap();
         assert_eq!(checked["due"], "2026-11-25T14:30:33Z");
+        assert_eq!(
+            check(json!({"name": "a", "count": 3.0})).unwrap()["count"],
+            json!(3)
+        );
         let cases: &[(Value, &str)] = &[
             (json!({}), "missing \"name\""),
             (json!({"name": null}), "missing \"name\""),
@@ -382,6 +406,7 @@ pub(crate) mod tests {
                 "\"extra\" is not a field of things",
             ),
             (json!({"name": "a", "count": 1.5}), "must be an integer"),
+            (json!({"name": "a", "count": 1e19}), "must be an integer"),
             (json!({"name": "a", "count": 11}), "at most 10"),
             (json!({"name": "a", "count": -1}), "at least 0"),
             (json!({"name": "a", "ratio": "x"}), "must be a number"),

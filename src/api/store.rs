@@ -97,13 +97,16 @@ pub enum Write {
         id: i64,
         conditions: Conditions,
     },
+    /// Several records, each already checked, created together or not at all. Answered with
+    /// one `Record` (id 0) whose `data` is the JSON array of the records as created.
+    CreateMany(Vec<Map<String, Value>>),
 }
 
 impl Write {
     /// The record it changes (0 for a create, whose id the store gives).
     pub fn id(&self) -> i64 {
         match self {
-            Write::Create(_) => 0,
+            Write::Create(_) | Write::CreateMany(_) => 0,
             Write::Replace { id, .. } | Write::Patch { id, .. } | Write::Delete { id, .. } => *id,
         }
     }
@@ -145,12 +148,45 @@ pub struct Cursor {
     pub id: i64,
 }
 
+/// How a `field[op]=value` condition compares the field with its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    /// One of a list (the value is an array).
+    In,
+    /// A string starting with the value.
+    Prefix,
+    /// A string holding the value (case-sensitive).
+    Contains,
+}
+
+/// A condition other than equality on a declared field; the value is of the field's type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub field: String,
+    pub op: Op,
+    pub value: Value,
+}
+
 /// What a page of a collection is made of.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageQuery {
     /// Equality on declared fields, values already of the field's type.
     pub filters: Vec<(String, Value)>,
-    /// A declared field to order by (then by id); `None`: by id.
+    /// The other comparisons (`age[gte]=18`), all of which must hold too.
+    pub conditions: Vec<Condition>,
+    /// Full-text search (`q`): words every record on the page holds in its searchable fields.
+    pub search: Option<Vec<String>>,
+    /// Ordered by relevance to `search` (then id), rather than by `sort`.
+    pub ranked: bool,
+    /// The total of records matching the filters is wanted (`count=exact`).
+    pub total: bool,
+    /// A declared field to order by (then by id); `None`: by id, or by relevance (then id)
+    /// when searching.
     pub sort: Option<String>,
     /// Largest first.
     pub descending: bool,
@@ -169,6 +205,10 @@ impl Default for PageQuery {
     fn default() -> Self {
         PageQuery {
             filters: Vec::new(),
+            conditions: Vec::new(),
+            search: None,
+            ranked: false,
+            total: false,
             sort: None,
             descending: false,
             after: None,
@@ -183,6 +223,8 @@ impl Default for PageQuery {
 pub struct Page {
     pub records: Vec<Record>,
     pub next: Option<i64>,
+    /// Records matching the query's filters, when it asked (`total`).
+    pub total: Option<u64>,
 }
 
 /// How writes reach the disk.

@@ -12,7 +12,7 @@ use super::Locator;
 use super::routes::check_route_path;
 use super::rules::{OneOrMany, RawCors, SiteRules};
 use crate::api::Endpoint;
-use crate::api::schema::{Collection, DEFAULT_MAX_PAGE_BYTES, Field, FieldType};
+use crate::api::schema::{Collection, DEFAULT_MAX_BATCH, DEFAULT_MAX_PAGE_BYTES, Field, FieldType};
 use crate::http::{Method, Methods};
 use crate::routes::{Route, Target};
 
@@ -26,6 +26,7 @@ pub(super) struct RawCollection {
     form_redirect: Option<String>,
     require_if_match: Option<bool>,
     max_page_bytes: Option<usize>,
+    max_batch: Option<usize>,
     methods: Option<Vec<String>>,
     compress: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
@@ -47,7 +48,11 @@ struct RawField {
     min: Option<f64>,
     max: Option<f64>,
     index: Option<bool>,
+    search: Option<bool>,
 }
+
+/// The most `max_batch` may be: a batch is one transaction, held in memory.
+const MAX_BATCH: usize = 10_000;
 
 /// Names the server keeps in every record.
 const RESERVED: [&str; 3] = ["id", "created", "updated"];
@@ -78,10 +83,12 @@ pub fn legacy_users() -> Collection {
             min: None,
             max: None,
             index: false,
+            search: false,
         }],
         form_redirect: None,
         require_if_match: false,
         max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+        max_batch: DEFAULT_MAX_BATCH,
         origin: None,
     }
 }
@@ -170,6 +177,15 @@ pub(super) fn validate(
             ));
         }
     };
+    let max_batch = match raw.max_batch {
+        None => DEFAULT_MAX_BATCH,
+        Some(n) if (1..=MAX_BATCH).contains(&n) => n,
+        Some(_) => {
+            return Err(fail(format!(
+                "`max_batch` must be between 1 and {MAX_BATCH}"
+            )));
+        }
+    };
     let collection = Arc::new(Collection {
         name: name.clone(),
         path: raw.path.clone(),
@@ -177,6 +193,7 @@ pub(super) fn validate(
         form_redirect: raw.form_redirect,
         require_if_match: raw.require_if_match.unwrap_or(false),
         max_page_bytes,
+        max_batch,
         origin: Some(format!("{}:{line}", at.file.display())),
     });
     let site = rules
@@ -257,6 +274,12 @@ fn check_field(name: String, raw: RawField) -> Result<Field, String> {
     {
         return Err(format!("`min` ({min}) is more than `max` ({max})"));
     }
+    if raw.search == Some(true) && !matches!(kind, FieldType::String | FieldType::Email) {
+        return Err(format!(
+            "`search` applies to strings and emails, not `type = \"{}\"`",
+            kind.name()
+        ));
+    }
     if raw.min.is_some_and(|n| !n.is_finite()) || raw.max.is_some_and(|n| !n.is_finite()) {
         return Err("`min` and `max` must be finite numbers".into());
     }
@@ -270,5 +293,27 @@ fn check_field(name: String, raw: RawField) -> Result<Field, String> {
         min: raw.min,
         max: raw.max,
         index: raw.index.unwrap_or(false),
+        search: raw.search.unwrap_or(false),
+    })
+}
+
+/// Where `[server] openapi = true` serves the collections' OpenAPI document.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The route `[server] openapi = true` adds: the document at `OPENAPI_PATH`, under the
+/// site's headers and CORS rules.
+pub(super) fn openapi_route(rules: &SiteRules) -> Result<Route, String> {
+    let site = rules.for_route(None, None, None, None, None)?;
+    Ok(Route {
+        path: OPENAPI_PATH.to_owned(),
+        methods: Methods::of(&[Method::Get, Method::Head]),
+        target: Target::Action(crate::routes::Action::OpenApi),
+        line: 0,
+        compress: true,
+        hosts: site.hosts,
+        headers: site.headers,
+        cors: site.cors,
+        auth: site.auth,
+        allow: site.allow,
     })
 }

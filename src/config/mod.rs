@@ -18,7 +18,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::api::schema::Collection;
-use crate::routes::{DirSpec, Route, Target};
+use crate::routes::{Action, DirSpec, Route, Target};
 use crate::rules::headers::HeaderSet;
 use crate::rules::hosts::HostPattern;
 use routes::{RawRoute, canonical_dir, content_types, error_pages, validate_route};
@@ -27,7 +27,7 @@ use server::{RawServer, server_settings};
 use std::sync::Arc;
 
 pub use acme::{AcmeSettings, Eab, read_roots};
-pub use collections::legacy_users;
+pub use collections::{OPENAPI_PATH, legacy_users};
 pub use routes::{DEFAULT_INDEX, MAX_ERROR_PAGE_BYTES};
 pub use server::{DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Server, StoreUrl, Timeouts};
 pub use tls::TlsSettings;
@@ -204,6 +204,21 @@ impl Config {
             routes.push(Route { line, ..route });
         }
         routes.extend(own_routes);
+        if server.openapi
+            && !routes
+                .iter()
+                .any(|r| matches!(r.target, Target::Action(Action::OpenApi)))
+        {
+            let route = collections::openapi_route(&site)
+                .map_err(|e| anyhow!("{}: [server] openapi: {e}", source.display()))?;
+            if let Some(first) = seen.insert((route.path.clone(), route.hosts.clone()), 0) {
+                bail!(
+                    "{}: [server] openapi = true serves {OPENAPI_PATH}, which line {first} already declares (or say action = \"openapi\" on a route of your own)",
+                    source.display()
+                );
+            }
+            routes.push(route);
+        }
         default_cache_control(&mut routes, overrides)?;
         let mut server = server;
         if let Some(TlsSettings::Acme(acme)) = &mut server.tls {

@@ -58,6 +58,8 @@ pub struct Server {
     pub compression: crate::compress::Settings,
     /// Peers whose word about the client's address is taken.
     pub trusted_proxies: TrustedProxies,
+    /// Serve the collections' OpenAPI document at `/openapi.json`.
+    pub openapi: bool,
 }
 
 impl Server {
@@ -137,6 +139,7 @@ pub(super) struct RawServer {
     max_listing_entries: Option<Spanned<usize>>,
     tls: Option<Spanned<RawTls>>,
     compression: Option<Spanned<RawCompression>>,
+    openapi: Option<bool>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -355,6 +358,7 @@ pub(super) fn server_settings(
         redirect_http,
         compression,
         trusted_proxies: TrustedProxies(trusted_proxies),
+        openapi: raw.openapi.unwrap_or(false),
     })
 }
 

@@ -47,6 +47,8 @@ pub struct App {
     compression: Option<Settings>,
     /// Headers on responses no route made (`[headers]`).
     headers: Option<Arc<HeaderSet>>,
+    /// The OpenAPI document of the collections, when a route serves it.
+    openapi: bytes::Bytes,
 }
 
 /// What to do with a request whose head has been read.
@@ -195,7 +197,15 @@ impl Drop for Reply {
 
 impl App {
     pub fn new(routes: Vec<Route>, store: Option<Arc<dyn Store>>) -> App {
+        let serves_openapi = routes
+            .iter()
+            .any(|r| matches!(r.target, Target::Action(crate::routes::Action::OpenApi)));
         App {
+            openapi: if serves_openapi {
+                api::openapi::document(&routes).into()
+            } else {
+                bytes::Bytes::new()
+            },
             router: Router::new(routes),
             store,
             types: ContentTypes::default(),
@@ -316,7 +326,7 @@ impl App {
             Target::Action(action) => {
                 // A long /metrics is compressed like a collection's answer.
                 return reply.send(compress::response(
-                    actions::run(*action, self.store.as_deref()),
+                    actions::run(*action, self.store.as_deref(), &self.openapi),
                     self.compression_for(route),
                     req.header_str("accept-encoding"),
                 ));

@@ -1,6 +1,7 @@
 //! The SQL of the PostgreSQL store: tables in the `tws` schema (migrated under an advisory
-//! lock, so that nodes starting together do it once), a transaction's row operations, and the
-//! reads (one record, a page in keyset order).
+//! lock, so that nodes starting together do it once) with a generated `tsvector` column for
+//! full-text search, a transaction's row operations, and the reads (one record, a page in
+//! keyset order, a count).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,9 +13,11 @@ use serde_json::Value;
 
 use super::pool::{Conn, prepare};
 use crate::api::apply::Rows;
-use crate::api::keyset::{self, Collector, Dialect, cursor_sql, page_sql};
+use crate::api::dialect::Search;
+use crate::api::keyset::{self, Collector, Dialect, page_sql};
 use crate::api::schema::{Collection, FieldType, type_change};
 use crate::api::store::{Page, PageQuery, Record};
+use crate::api::where_sql::count_sql;
 
 /// Taken by the node migrating the schema; others wait for it.
 pub const MIGRATION_LOCK: i64 = 0x7477_7301;
@@ -26,6 +29,9 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE tws.fields (
         type TEXT NOT NULL,
         PRIMARY KEY (collection, field)
     )"];
+
+/// The generated `tsvector` column of the searchable fields (with a GIN index).
+const SEARCH_COLUMN: &str = "tws_search";
 
 fn table(collection: &str) -> String {
     format!("tws.\"c_{collection}\"")
@@ -99,8 +105,48 @@ pub(super) fn prepare_collections(conn: &mut Conn, collections: &[Arc<Collection
                 tx.batch_execute(&format!("DROP INDEX IF EXISTS tws.{index}"))?;
             }
         }
+        prepare_search(&mut tx, collection)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// The searchable fields (`search = true`) as a generated `tsvector` column with a GIN index,
+/// remade when they change (their names kept in the column's comment).
+fn prepare_search(tx: &mut Transaction<'_>, collection: &Collection) -> Result<()> {
+    let t = table(&collection.name);
+    let names: Vec<&str> = collection.searched().map(|f| f.name.as_str()).collect();
+    let wanted = names.join(",");
+    let have: Option<Option<String>> = tx
+        .query_opt(
+            &format!(
+                "SELECT col_description(attrelid, attnum) FROM pg_attribute
+                 WHERE attrelid = '{t}'::regclass AND attname = '{SEARCH_COLUMN}' AND NOT attisdropped"
+            ),
+            &[],
+        )?
+        .map(|row| row.get(0));
+    if !names.is_empty() && have.as_ref().and_then(Option::as_deref) == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    if have.is_some() {
+        tx.batch_execute(&format!("ALTER TABLE {t} DROP COLUMN {SEARCH_COLUMN}"))?;
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    let text: Vec<String> = names
+        .iter()
+        .map(|name| format!("coalesce(data ->> '{name}', '')"))
+        .collect();
+    tx.batch_execute(&format!(
+        "ALTER TABLE {t} ADD COLUMN {SEARCH_COLUMN} tsvector
+             GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {})) STORED;
+         CREATE INDEX \"c_{name}:search\" ON {t} USING gin ({SEARCH_COLUMN});
+         COMMENT ON COLUMN {t}.{SEARCH_COLUMN} IS '{wanted}';",
+        text.join(" || ' ' || "),
+        name = collection.name,
+    ))?;
     Ok(())
 }
 
@@ -207,6 +253,36 @@ impl Dialect for Postgres {
     fn id(id: i64) -> Self::Param {
         Box::new(id)
     }
+    fn text(text: &str) -> Self::Param {
+        Box::new(text.to_owned())
+    }
+    fn starts_with(
+        name: &str,
+        prefix: &str,
+        bind: &mut dyn FnMut(Self::Param) -> String,
+    ) -> String {
+        // jsonb strings compare by the database's collation, not by code point.
+        format!(
+            "starts_with((data ->> '{name}'), {})",
+            bind(Box::new(prefix.to_owned()))
+        )
+    }
+    fn contains(name: &str, p: &str) -> String {
+        format!("strpos((data ->> '{name}'), {p}) > 0")
+    }
+    fn words(words: &[String]) -> Self::Param {
+        // plainto_tsquery reads plain words: no query syntax gets through.
+        Box::new(words.join(" "))
+    }
+    fn search(_table: &str, p: &str, ranked: bool) -> Search {
+        let query = format!("plainto_tsquery('simple', {p})");
+        Search {
+            join: String::new(),
+            condition: format!("{SEARCH_COLUMN} @@ {query}"),
+            // jsonb, as every sort key here: the cursor reads it back as JSON.
+            rank: ranked.then(|| format!("to_jsonb(-ts_rank({SEARCH_COLUMN}, {query})::float8)")),
+        }
+    }
     const NO_KEY: &'static str = "NULL::jsonb";
     const NULLS: (&'static str, &'static str) = (" NULLS FIRST", " NULLS LAST");
 }
@@ -220,9 +296,10 @@ pub(super) fn page(
 ) -> Result<Option<Page>, postgres::Error> {
     use postgres::fallible_iterator::FallibleIterator;
     let t = table(collection);
-    let after = keyset::start(query, |id, field| {
-        let s = conn.prepared(&cursor_sql::<Postgres>(&t, field))?;
-        let row = conn.client.query_opt(&s, &[&id])?;
+    let after = keyset::start::<Postgres, _>(&t, query, |sql, params| {
+        let s = conn.prepared(&sql)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        let row = conn.client.query_opt(&s, &refs)?;
         Ok(row.map(|row| row.get::<_, Option<Value>>(0).unwrap_or(Value::Null)))
     })?;
     let Some(after) = after else {
@@ -238,5 +315,14 @@ pub(super) fn page(
             break;
         }
     }
-    Ok(Some(page.finish()))
+    drop(rows);
+    let mut page = page.finish();
+    if query.total {
+        let (sql, params) = count_sql::<Postgres>(&t, query);
+        let s = conn.prepared(&sql)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        let total: i64 = conn.client.query_one(&s, &refs)?.get(0);
+        page.total = Some(total as u64);
+    }
+    Ok(Some(page))
 }

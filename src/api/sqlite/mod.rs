@@ -55,6 +55,12 @@ fn table(collection: &str) -> String {
     format!("\"c_{collection}\"")
 }
 
+/// The full-text index of a collection's table (`"c_users"` → `"c_users:search"`: a name no
+/// field's index can take).
+fn search_table(table: &str) -> String {
+    format!("{}:search\"", table.trim_end_matches('"'))
+}
+
 /// The SQL expression of a field's value (field names are checked at load: `[A-Za-z_]\w*`).
 fn field_expr(field: &str) -> String {
     format!("json_extract(data, '$.{field}')")

@@ -1,4 +1,5 @@
-//! Making declared collections ready: a table for each and an index per indexed field, the declared
+//! Making declared collections ready: a table for each, an index per indexed field, a
+//! full-text index (FTS5) kept by triggers for the searchable fields, the declared
 //! field types remembered so that a change of type is refused while values of the old type
 //! are stored, and the one-time import of the old `users.jsonl`.
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{field_expr, table};
+use super::{field_expr, search_table, table};
 use crate::api::import::{self, BACKUP_FILE, LEGACY_FILE};
 use crate::api::schema::{Collection, FieldType, type_change};
 
@@ -61,6 +62,8 @@ pub(super) fn run(
                 tx.execute_batch(&format!("DROP INDEX IF EXISTS {index};"))?;
             }
         }
+        prepare_search(&tx, collection)
+            .with_context(|| format!("cannot index collection {} for search", collection.name))?;
         if collection.name == LEGACY_COLLECTION && legacy.exists() {
             imported = Some(import_users(&tx, &legacy)?);
         }
@@ -86,6 +89,62 @@ pub(super) fn run(
         );
     }
     Ok(())
+}
+
+/// The full-text index of the fields declared `search = true`: an FTS5 table holding only
+/// the index (contentless), kept in step by triggers in the writer's own transactions, and
+/// rebuilt when the searchable fields change.
+fn prepare_search(tx: &Connection, collection: &Collection) -> rusqlite::Result<()> {
+    let t = table(&collection.name);
+    let fts = search_table(&t);
+    let trigger = |what: &str| format!("{}:{what}\"", fts.trim_end_matches('"'));
+    let text = |row: &str| {
+        let parts: Vec<String> = collection
+            .searched()
+            .map(|f| format!("coalesce(json_extract({row}.data, '$.{}'), '')", f.name))
+            .collect();
+        parts.join(" || ' ' || ")
+    };
+    let new = text("new");
+    let current: Option<String> = tx
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+            [trigger("insert").trim_matches('"')],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let searched = collection.searched().next().is_some();
+    if searched && current.is_some_and(|sql| sql.contains(&format!("(new.id, {new});"))) {
+        return Ok(());
+    }
+    tx.execute_batch(&format!(
+        "DROP TRIGGER IF EXISTS {insert}; DROP TRIGGER IF EXISTS {update};
+         DROP TRIGGER IF EXISTS {delete}; DROP TABLE IF EXISTS {fts};",
+        insert = trigger("insert"),
+        update = trigger("update"),
+        delete = trigger("delete"),
+    ))?;
+    if !searched {
+        return Ok(());
+    }
+    tx.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE {fts} USING fts5(body, content = '', contentless_delete = 1);
+         INSERT INTO {fts} (rowid, body) SELECT id, {all} FROM {t};
+         CREATE TRIGGER {insert} AFTER INSERT ON {t} BEGIN
+             INSERT INTO {fts} (rowid, body) VALUES (new.id, {new});
+         END;
+         CREATE TRIGGER {update} AFTER UPDATE ON {t} BEGIN
+             DELETE FROM {fts} WHERE rowid = old.id;
+             INSERT INTO {fts} (rowid, body) VALUES (new.id, {new});
+         END;
+         CREATE TRIGGER {delete} AFTER DELETE ON {t} BEGIN
+             DELETE FROM {fts} WHERE rowid = old.id;
+         END;",
+        all = text(&t),
+        insert = trigger("insert"),
+        update = trigger("update"),
+        delete = trigger("delete"),
+    ))
 }
 
 /// Refuses a field's new type while records hold values of its old one.

@@ -5,9 +5,11 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::Value;
 
-use super::{field_expr, table};
-use crate::api::keyset::{self, Collector, Dialect, cursor_sql, page_sql};
+use super::{field_expr, search_table, table};
+use crate::api::dialect::Search;
+use crate::api::keyset::{self, Collector, Dialect, page_sql};
 use crate::api::store::{Page, PageQuery, Record};
+use crate::api::where_sql::{count_sql, prefix_end};
 
 const COLUMNS: &str = "id, version, created, updated, data";
 
@@ -72,6 +74,46 @@ impl Dialect for Sqlite {
     fn id(id: i64) -> Sql {
         Sql::Integer(id)
     }
+    fn text(text: &str) -> Sql {
+        Sql::Text(text.to_owned())
+    }
+    fn starts_with(name: &str, prefix: &str, bind: &mut dyn FnMut(Sql) -> String) -> String {
+        // SQLite compares text by its bytes, which is code point order: a range the field's
+        // index serves.
+        let k = field_expr(name);
+        let low = bind(Sql::Text(prefix.to_owned()));
+        match prefix_end(prefix) {
+            Some(end) => format!("({k} >= {low} AND {k} < {})", bind(Sql::Text(end))),
+            None => format!("{k} >= {low}"),
+        }
+    }
+    fn contains(name: &str, p: &str) -> String {
+        format!("instr({}, {p}) > 0", field_expr(name))
+    }
+    fn words(words: &[String]) -> Sql {
+        // Each word an FTS5 string ("..." with quotes doubled): terms, never query syntax.
+        let terms: Vec<String> = words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect();
+        Sql::Text(terms.join(" "))
+    }
+    fn search(table: &str, p: &str, ranked: bool) -> Search {
+        let fts = search_table(table);
+        if ranked {
+            Search {
+                join: format!(" JOIN {fts} ON {fts}.rowid = {table}.id"),
+                condition: format!("{fts} MATCH {p}"),
+                rank: Some(format!("{fts}.rank")),
+            }
+        } else {
+            Search {
+                join: String::new(),
+                condition: format!("id IN (SELECT rowid FROM {fts} WHERE {fts} MATCH {p})"),
+                rank: None,
+            }
+        }
+    }
     const NO_KEY: &'static str = "NULL";
     const NULLS: (&'static str, &'static str) = ("", "");
 }
@@ -83,9 +125,11 @@ pub(super) fn page(
     query: &PageQuery,
 ) -> rusqlite::Result<Option<Page>> {
     let t = table(collection);
-    let after = keyset::start(query, |id, field| {
-        conn.prepare_cached(&cursor_sql::<Sqlite>(&t, field))?
-            .query_row([id], |row| Ok(from_sql(row.get_ref(0)?)))
+    let after = keyset::start::<Sqlite, _>(&t, query, |sql, params| {
+        conn.prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(params), |row| {
+                Ok(from_sql(row.get_ref(0)?))
+            })
             .optional()
     })?;
     let Some(after) = after else {
@@ -100,5 +144,13 @@ pub(super) fn page(
             break;
         }
     }
-    Ok(Some(page.finish()))
+    let mut page = page.finish();
+    if query.total {
+        let (sql, params) = count_sql::<Sqlite>(&t, query);
+        let total: i64 = conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(params), |row| row.get(0))?;
+        page.total = Some(total as u64);
+    }
+    Ok(Some(page))
 }

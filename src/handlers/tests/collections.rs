@@ -227,7 +227,7 @@ fn bad_requests_get_the_right_status_and_a_reason() {
             JSON,
             r#"{"name": null}"#,
             422,
-            "missing \"name\"",
+            "\"name\" is required",
         ),
         (
             "PATCH",

@@ -2,6 +2,7 @@
 
 mod collections;
 mod files;
+mod queries;
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
