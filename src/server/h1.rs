@@ -482,8 +482,13 @@ impl H1 {
             request_version: version,
         };
         write_head(&mut t.out.buf, &response, &ctx);
-        // A streamed body's pieces must leave as they come, not wait for the close.
-        t.out.ends_connection = !keep_alive && !response.body.is_stream();
+        // The close pushes the answer out with the FIN only if nothing unread is left: unread
+        // input turns a close into a reset, which would drop what MSG_MORE held back. A
+        // streamed body's pieces must leave as they come.
+        t.out.ends_connection = !keep_alive
+            && !response.body.is_stream()
+            && req.is_some_and(|r| r.framing == Framing::None)
+            && t.input.is_empty();
         if !req.is_some_and(Request::is_head) {
             t.out.queue_body(response.body, version == Version::Http11);
         }
