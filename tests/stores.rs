@@ -52,6 +52,7 @@ fn things() -> Arc<Collection> {
         require_if_match: false,
         max_page_bytes: tws::api::schema::DEFAULT_MAX_PAGE_BYTES,
         origin: None,
+        live: Default::default(),
     })
 }
 

@@ -83,7 +83,7 @@ fn field_names(collection: &Collection) -> String {
 }
 
 /// A filter's text as a value of the field's type, as records store it.
-fn filter_value(kind: FieldType, text: &str) -> Option<Value> {
+pub(crate) fn filter_value(kind: FieldType, text: &str) -> Option<Value> {
     match kind {
         FieldType::String | FieldType::Email => Some(Value::String(text.to_owned())),
         FieldType::Datetime => {

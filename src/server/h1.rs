@@ -163,6 +163,12 @@ impl H1 {
         let s = &cx.settings;
         match self.state {
             State::Waiting => None,
+            // A live body waiting for its feed is quiet, not stalled; one with something to
+            // send is judged by the send timeout alone (it sends little, so no rate applies).
+            State::Sending if t.out.live_waiting() && t.flushed() => None,
+            State::Sending if t.out.is_live() => t
+                .send_stalled(now, s.timeouts.send, 0)
+                .then_some(Timeout::Send),
             State::Sending => t
                 .send_stalled(now, s.timeouts.send, s.min_send_rate)
                 .then_some(Timeout::Send),

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::pool::{Conn, prepare};
 use crate::api::apply::Rows;
 use crate::api::keyset::{self, Collector, Dialect, cursor_sql, page_sql};
+use crate::api::live::Change;
 use crate::api::schema::{Collection, FieldType, type_change};
 use crate::api::store::{Page, PageQuery, Record};
 
@@ -20,12 +21,15 @@ use crate::api::store::{Page, PageQuery, Record};
 pub const MIGRATION_LOCK: i64 = 0x7477_7301;
 
 /// Versions of the `tws` schema, applied in order, once.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE tws.fields (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE tws.fields (
         collection TEXT NOT NULL,
         field TEXT NOT NULL,
         type TEXT NOT NULL,
         PRIMARY KEY (collection, field)
-    )"];
+    )",
+    super::changes::MIGRATION,
+];
 
 fn table(collection: &str) -> String {
     format!("tws.\"c_{collection}\"")
@@ -108,6 +112,8 @@ pub(super) fn prepare_collections(conn: &mut Conn, collections: &[Arc<Collection
 pub(super) struct PgRows<'a, 't> {
     pub tx: &'a mut Transaction<'t>,
     pub statements: &'a mut HashMap<String, Statement>,
+    /// Changes to log, numbered just before the commit (`changes::log`).
+    pub logged: &'a mut Vec<Change>,
 }
 
 impl PgRows<'_, '_> {
@@ -161,6 +167,11 @@ impl Rows for PgRows<'_, '_> {
     fn delete(&mut self, collection: &str, id: i64) -> Result<(), postgres::Error> {
         let s = self.statement(format!("DELETE FROM {} WHERE id = $1", table(collection)))?;
         self.tx.execute(&s, &[&id])?;
+        Ok(())
+    }
+
+    fn log(&mut self, change: Change) -> Result<(), postgres::Error> {
+        self.logged.push(change);
         Ok(())
     }
 }
