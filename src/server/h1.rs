@@ -427,6 +427,10 @@ impl H1 {
     }
 
     fn step_send(&mut self, t: &mut Transport, cx: &mut Ctx) -> Next {
+        // A live stream's client that hung up is gone: nothing it will read is coming.
+        if t.hangup && t.out.is_live() {
+            return Next::Close;
+        }
         match t.flush(cx.now) {
             Err(_) => Next::Close,
             Ok(Flushed::Blocked) => Next::Wait,

@@ -253,7 +253,12 @@ impl Output {
             }
             // When more follows (a file, or pieces past this send), let the kernel hold the
             // tail back to fill whole segments (MSG_MORE).
-            let more = self.queue.len() + usize::from(self.pos < self.buf.len()) > count;
+            // A live body is not "more": its events must leave as they happen.
+            let queued = match self.queue.back() {
+                Some(Segment::Live { .. }) => self.queue.len() - 1,
+                _ => self.queue.len(),
+            };
+            let more = queued + usize::from(self.pos < self.buf.len()) > count;
             let mut n = match wire.send(&pieces[..count], more) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
