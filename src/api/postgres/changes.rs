@@ -13,12 +13,15 @@
 //! "everything after the last number seen" misses nothing and repeats nothing. The lock is
 //! taken last in the transaction, just before the commit, so that it is held briefly.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, NoTls, Statement, Transaction};
+
+use super::pool::prepare;
 
 use crate::api::live::hub::Hub;
 use crate::api::live::{Backlog, Change, Kind};
@@ -56,7 +59,11 @@ const PRUNE_BATCH: i64 = 10_000;
 
 /// Numbers the transaction's changes (in commit order: see the module's comment), writes
 /// them to the log and notifies the listeners; called last before the commit.
-pub(super) fn log(tx: &mut Transaction<'_>, logged: &mut [Change]) -> Result<(), postgres::Error> {
+pub(super) fn log(
+    tx: &mut Transaction<'_>,
+    statements: &mut HashMap<String, Statement>,
+    logged: &mut [Change],
+) -> Result<(), postgres::Error> {
     if logged.is_empty() {
         return Ok(());
     }
@@ -67,7 +74,9 @@ pub(super) fn log(tx: &mut Transaction<'_>, logged: &mut [Change]) -> Result<(),
             &[&n],
         )?
         .get(0);
-    let insert = tx.prepare(
+    let insert = prepare(
+        tx,
+        statements,
         "INSERT INTO tws.changes (change, collection, kind, id, version, data)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )?;
@@ -189,7 +198,7 @@ impl Listener {
         let mut last: Option<i64> = None;
         let mut failing = false;
         while !self.stop.load(Ordering::Acquire) {
-            match self.serve(&mut last) {
+            match self.serve(&mut last, &mut failing) {
                 Ok(()) => return,
                 Err(e) => {
                     if !failing {
@@ -206,9 +215,12 @@ impl Listener {
         }
     }
 
-    fn serve(&self, last: &mut Option<i64>) -> Result<(), postgres::Error> {
+    fn serve(&self, last: &mut Option<i64>, failing: &mut bool) -> Result<(), postgres::Error> {
         let mut client = self.config.connect(NoTls)?;
         client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+        if std::mem::take(failing) {
+            crate::report!("tws: live updates from {} resumed", self.shown);
+        }
         // A node starting up sends what is committed from now on; one reconnecting goes on
         // from where it was.
         let mut seen = match *last {

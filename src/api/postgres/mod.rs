@@ -322,7 +322,7 @@ fn transaction(conn: &mut Conn, jobs: &[Job], now: &str) -> Result<Vec<Outcome>,
         }
     }
     // Last: numbering the changes serializes writers on every node until the commit.
-    changes::log(&mut tx, &mut logged)?;
+    changes::log(&mut tx, statements, &mut logged)?;
     tx.commit()?;
     Ok(outcomes)
 }
