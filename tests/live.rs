@@ -418,53 +418,12 @@ fn streams_go_on_across_a_reload_and_end_cleanly_at_shutdown() {
 #[test]
 fn a_browser_page_shows_a_live_list_as_another_client_writes() {
     let dir = site("live-browser", USERS);
-    std::fs::write(
-        dir.join("site/live.html"),
-        r#"<!doctype html><html><body><ul id="list"></ul><p id="result">waiting</p>
-<script>
-const events = new EventSource('/users/events');
-const names = [];
-events.addEventListener('created', (e) => {
-  const user = JSON.parse(e.data);
-  names.push(user.name);
-  const li = document.createElement('li');
-  li.textContent = user.name;
-  document.getElementById('list').appendChild(li);
-  if (names.length === 3) {
-    document.getElementById('result').textContent = names.join(',');
-    events.close();
-  }
-});
-</script></body></html>"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("site/live.html"), common::sse::LIVE_PAGE).unwrap();
     let routes = format!("{USERS}\n[[route]]\npath = \"/live\"\npage = \"live.html\"\n");
     write_routes(&dir, &routes);
     let server = start(&dir);
     // Another client writes once the page has subscribed.
-    let url = server.url("");
-    let writer = std::thread::spawn(move || {
-        let started = Instant::now();
-        let agent = client();
-        loop {
-            let mut r = agent.get(format!("{url}/metrics")).call().unwrap();
-            let text = r.body_mut().read_to_string().unwrap();
-            if text.contains("tws_live_subscribers 1") {
-                break;
-            }
-            if started.elapsed() > WAIT * 3 {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for name in ["Ana", "Bo", "Cy"] {
-            agent
-                .post(format!("{url}/users"))
-                .header("Content-Type", "application/json")
-                .send(json!({"name": name}).to_string())
-                .unwrap();
-        }
-    });
+    let writer = common::sse::write_when_subscribed(server.url(""), vec![server.url("")]);
     let profile = dir.join("profile");
     let Some(dom) = common::browser::dump_dom(&server.url("/live"), &profile, &[]) else {
         return;

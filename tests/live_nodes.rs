@@ -1,7 +1,8 @@
 //! Live updates across three nodes sharing one PostgreSQL: a subscriber on any node sees the
 //! writes made on every node, each once, in commit order (change numbers contiguous and
 //! increasing), including a burst of concurrent creates, updates and deletes; a subscriber
-//! resuming from the shared log sees the same sequence; the log matches what psql reads.
+//! resuming from the shared log sees the same sequence; the log matches what psql reads. A
+//! page in Chromium served by one node lists the users created through the two others.
 
 mod common;
 
@@ -18,12 +19,31 @@ const ROUTES: &str = r#"
 [server]
 root = "site"
 
+[[route]]
+path = "/metrics"
+action = "metrics"
+
+[[route]]
+path = "/live"
+page = "live.html"
+
 [[collection]]
 name = "users"
 path = "/users"
 fields.name = { type = "string", required = true }
 fields.writer = { type = "integer" }
 "#;
+
+fn cluster(name: &str) -> Option<(Postgres, std::path::PathBuf, Vec<Server>)> {
+    let pg = Postgres::start(name)?;
+    let url = pg.database("live");
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/live.html"), common::sse::LIVE_PAGE).unwrap();
+    std::fs::write(dir.join("routes.toml"), ROUTES).unwrap();
+    let nodes: Vec<Server> = (0..3).map(|_| node(&dir, &url)).collect();
+    Some((pg, dir, nodes))
+}
 
 fn node(dir: &Path, url: &str) -> Server {
     Server::start(&[
@@ -67,14 +87,10 @@ fn what(events: &[Event]) -> Vec<(String, i64)> {
 
 #[test]
 fn every_node_sees_every_write_once_in_commit_order() {
-    let Some(pg) = Postgres::start("live-nodes") else {
+    let Some((pg, _dir, nodes)) = cluster("live-nodes") else {
         return;
     };
-    let url = pg.database("live");
-    let dir = scratch("live-nodes");
-    std::fs::create_dir_all(dir.join("site")).unwrap();
-    std::fs::write(dir.join("routes.toml"), ROUTES).unwrap();
-    let nodes: Vec<Server> = (0..3).map(|_| node(&dir, &url)).collect();
+    let url = pg.url("live");
     let on_c = Sse::curl(&nodes[2].url("/users/events"), &[]);
     let on_a = Sse::curl(&nodes[0].url("/users/events"), &["--http2-prior-knowledge"]);
     on_c.subscribed();
@@ -155,4 +171,23 @@ fn every_node_sees_every_write_once_in_commit_order() {
             .collect();
         assert_eq!(logged, numbers);
     }
+}
+
+#[test]
+fn a_page_on_one_node_lists_what_the_two_others_create() {
+    let Some((_pg, dir, nodes)) = cluster("live-nodes-browser") else {
+        return;
+    };
+    let writers = vec![nodes[0].url(""), nodes[1].url("")];
+    let writer = common::sse::write_when_subscribed(nodes[2].url(""), writers);
+    let profile = dir.join("profile");
+    let Some(dom) = common::browser::dump_dom(&nodes[2].url("/live"), &profile, &[]) else {
+        return;
+    };
+    writer.join().unwrap();
+    assert_eq!(
+        common::browser::text_of(&dom, "result"),
+        "Ana,Bo,Cy",
+        "{dom}"
+    );
 }

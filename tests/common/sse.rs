@@ -6,6 +6,55 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+/// A page that lists the users `EventSource('/users/events')` reports as created; once three
+/// came, `#result` holds their names, comma-separated (read with `--dump-dom`).
+pub const LIVE_PAGE: &str = r#"<!doctype html><html><body><ul id="list"></ul><p id="result">waiting</p>
+<script>
+const events = new EventSource('/users/events');
+const names = [];
+events.addEventListener('created', (e) => {
+  const user = JSON.parse(e.data);
+  names.push(user.name);
+  const li = document.createElement('li');
+  li.textContent = user.name;
+  document.getElementById('list').appendChild(li);
+  if (names.length === 3) {
+    document.getElementById('result').textContent = names.join(',');
+    events.close();
+  }
+});
+</script></body></html>"#;
+
+/// Once `watched` (a server's base URL, with `/metrics`) has a live subscriber, creates the
+/// users Ana, Bo and Cy, each through the next of `writers` (base URLs), from a thread.
+pub fn write_when_subscribed(watched: String, writers: Vec<String>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let agent = super::client();
+        loop {
+            let mut r = agent.get(format!("{watched}/metrics")).call().unwrap();
+            let text = r.body_mut().read_to_string().unwrap();
+            if text.contains("tws_live_subscribers 1") {
+                break;
+            }
+            assert!(
+                started.elapsed() < super::WAIT * 3,
+                "the page never subscribed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (i, name) in ["Ana", "Bo", "Cy"].iter().enumerate() {
+            let base = &writers[i % writers.len()];
+            let created = agent
+                .post(format!("{base}/users"))
+                .header("Content-Type", "application/json")
+                .send(format!("{{\"name\": \"{name}\"}}"))
+                .unwrap();
+            assert_eq!(created.status(), 201);
+        }
+    })
+}
+
 /// One event, or a block of comments (`kind` "comment", `data` their text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
