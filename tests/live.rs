@@ -321,6 +321,9 @@ fn a_client_that_stops_reading_is_dropped_and_memory_stays_bounded() {
     until("every subscriber to leave", || {
         metric(&server, "tws_live_subscribers") == 0.0
     });
+    // 40 MB of records: not left behind.
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn set_receive_buffer(stream: &std::net::TcpStream, bytes: libc::c_int) {
@@ -434,4 +437,6 @@ fn a_browser_page_shows_a_live_list_as_another_client_writes() {
         "Ana,Bo,Cy",
         "{dom}"
     );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

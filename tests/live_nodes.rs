@@ -190,4 +190,6 @@ fn a_page_on_one_node_lists_what_the_two_others_create() {
         "Ana,Bo,Cy",
         "{dom}"
     );
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
 }
