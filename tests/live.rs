@@ -143,6 +143,7 @@ fn curl_and_nghttp_over_http1_and_http2_see_every_change_in_order() {
         );
         assert_eq!(got[0].json(), made, "{name}: the record as created");
         assert_eq!(got[2].json()["team"], "red", "{name}");
+        assert!(got[2].json()["updated"].is_string(), "{name}");
         // A quiet stream gets heartbeats (every second here).
         let ping = sse.next(WAIT).expect("a heartbeat");
         assert_eq!(

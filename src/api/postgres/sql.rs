@@ -142,15 +142,15 @@ impl Rows for PgRows<'_, '_> {
         // FOR UPDATE: another node's writer waits until this transaction ends, so the version
         // checked against If-Match is the one replaced.
         let s = self.statement(format!(
-            "SELECT version, created, data::text FROM {} WHERE id = $1 FOR UPDATE",
+            "SELECT version, created, updated, data::text FROM {} WHERE id = $1 FOR UPDATE",
             table(collection)
         ))?;
         Ok(self.tx.query_opt(&s, &[&id])?.map(|row| Record {
             id,
             version: row.get(0),
             created: row.get(1),
-            updated: None,
-            data: row.get(2),
+            updated: row.get(2),
+            data: row.get(3),
         }))
     }
 

@@ -111,7 +111,7 @@ impl Statements {
         let t = table(collection);
         Statements {
             insert: format!("INSERT INTO {t} (version, created, data) VALUES (1, ?1, ?2)"),
-            select: format!("SELECT version, created, data FROM {t} WHERE id = ?1"),
+            select: format!("SELECT version, created, updated, data FROM {t} WHERE id = ?1"),
             update: format!("UPDATE {t} SET version = ?1, updated = ?2, data = ?3 WHERE id = ?4"),
             delete: format!("DELETE FROM {t} WHERE id = ?1"),
         }
@@ -167,8 +167,8 @@ impl Rows for SqliteRows<'_, '_> {
                     id,
                     version: row.get(0)?,
                     created: row.get(1)?,
-                    updated: None,
-                    data: row.get(2)?,
+                    updated: row.get(2)?,
+                    data: row.get(3)?,
                 })
             })
             .optional()
