@@ -252,6 +252,26 @@ impl Registry {
                 "Failed commits, reads and connections.",
                 load(&c.errors),
             );
+            if let Some(hub) = store.hub() {
+                gauge(
+                    o,
+                    "tws_live_subscribers",
+                    "Live-update streams open now.",
+                    hub.subscribers() as f64,
+                );
+                counter(
+                    o,
+                    "tws_live_events_total",
+                    "Events queued for live-update streams.",
+                    hub.queued(),
+                );
+                counter(
+                    o,
+                    "tws_live_dropped_total",
+                    "Live-update streams ended because their client read too slowly.",
+                    hub.dropped(),
+                );
+            }
         }
         let expiry = crate::acme::status::expiry();
         if !expiry.is_empty() {

@@ -277,7 +277,11 @@ impl fmt::Display for Target {
             ),
             Target::Action(action) => write!(f, "action {}", action.name()),
             Target::Collection(endpoint) => {
-                let part = if endpoint.item { "records" } else { "list" };
+                let part = match (endpoint.events, endpoint.item) {
+                    (true, _) => "events",
+                    (false, true) => "records",
+                    (false, false) => "list",
+                };
                 write!(f, "collection {} ({part})", endpoint.collection.name)
             }
             Target::Redirect(spec) => write!(f, "redirect {} {}", spec.status, spec.to),

@@ -103,6 +103,8 @@ fn check_validates_the_bundled_routes_and_prints_the_table() {
         "/metrics",
         "action openapi",
         "collection users (records)",
+        "/users/events",
+        "collection users (events)",
     ] {
         assert!(out.contains(path), "{path} in {out}");
     }

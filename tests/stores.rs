@@ -54,6 +54,7 @@ fn things() -> Arc<Collection> {
         max_page_bytes: tws::api::schema::DEFAULT_MAX_PAGE_BYTES,
         max_batch: tws::api::schema::DEFAULT_MAX_BATCH,
         origin: None,
+        live: Default::default(),
     })
 }
 

@@ -1,10 +1,11 @@
 //! One write applied inside a database transaction, the same for every store: the record read
 //! (and, where the database can, locked) in the transaction, the `If-Match` check against its
-//! version, the merge patch checked whole, and the record as written. A store supplies the
-//! four row operations.
+//! version, the merge patch checked whole, the record as written, and, for a collection with
+//! live updates, its entry in the change log. A store supplies the row operations.
 
 use serde_json::{Map, Value};
 
+use super::live::{self, Kind};
 use super::schema::{Collection, merge_patch};
 use super::store::{Record, Write, WriteError};
 use crate::http::conditional::{if_match_holds, none_match_names};
@@ -23,6 +24,21 @@ pub trait Rows {
     fn current(&mut self, collection: &str, id: i64) -> Result<Option<Record>, Self::Error>;
     fn update(&mut self, collection: &str, record: &Record) -> Result<(), Self::Error>;
     fn delete(&mut self, collection: &str, id: i64) -> Result<(), Self::Error>;
+    /// Adds a change to the log, in this transaction (its number is given there).
+    fn log(&mut self, change: live::Change) -> Result<(), Self::Error>;
+}
+
+/// Logs a change of a collection that sends live updates.
+fn log<R: Rows>(
+    rows: &mut R,
+    collection: &Collection,
+    kind: Kind,
+    record: &Record,
+) -> Result<(), R::Error> {
+    if collection.live.events.is_some() {
+        rows.log(entry(collection, kind, record))?;
+    }
+    Ok(())
 }
 
 /// Applies one write; `Err` only for a database failure.
@@ -37,15 +53,17 @@ pub fn apply<R: Rows>(
         Write::Create(fields) => {
             let data = json_text(fields);
             let id = rows.insert(name, now, &data)?;
-            return Ok(Ok(Some(Record {
+            let record = Record {
                 id,
                 version: 1,
                 created: now.to_owned(),
                 updated: None,
                 data,
-            })));
+            };
+            log(rows, collection, Kind::Created, &record)?;
+            return Ok(Ok(Some(record)));
         }
-        Write::CreateMany(records) => return create_many(rows, name, records, now).map(Ok),
+        Write::CreateMany(records) => return create_many(rows, collection, records, now).map(Ok),
         Write::Replace { id, conditions, .. }
         | Write::Patch { id, conditions, .. }
         | Write::Delete { id, conditions } => (*id, conditions),
@@ -70,6 +88,7 @@ pub fn apply<R: Rows>(
     let fields = match write {
         Write::Delete { .. } => {
             rows.delete(name, id)?;
+            log(rows, collection, Kind::Deleted, &current)?;
             return Ok(Ok(None));
         }
         Write::Replace { fields, .. } => fields.clone(),
@@ -86,6 +105,7 @@ pub fn apply<R: Rows>(
         ..current
     };
     rows.update(name, &record)?;
+    log(rows, collection, Kind::Updated, &record)?;
     Ok(Ok(Some(record)))
 }
 
@@ -93,10 +113,11 @@ pub fn apply<R: Rows>(
 /// one record whose data is the JSON array of those created.
 fn create_many<R: Rows>(
     rows: &mut R,
-    name: &str,
+    collection: &Collection,
     records: &[Map<String, Value>],
     now: &str,
 ) -> Result<Option<Record>, R::Error> {
+    let name = &collection.name;
     let mut array = Vec::with_capacity(records.len() * 64 + 2);
     array.push(b'[');
     for (i, fields) in records.iter().enumerate() {
@@ -113,6 +134,7 @@ fn create_many<R: Rows>(
             data,
         };
         record.write_json(&mut array);
+        log(rows, collection, Kind::Created, &record)?;
     }
     array.push(b']');
     Ok(Some(Record {
@@ -139,4 +161,21 @@ fn patched(
     fields.retain(|name, _| collection.field(name).is_some());
     merge_patch(&mut fields, patch.clone());
     collection.check(fields).map_err(WriteError::Invalid)
+}
+
+/// The entry a write leaves in the change log for `record` (the record's JSON unless over the
+/// collection's limit).
+fn entry(collection: &Collection, kind: Kind, record: &Record) -> live::Change {
+    let json = record.to_json();
+    let data = (json.len() <= collection.live.max_event_bytes)
+        .then(|| String::from_utf8(json).ok())
+        .flatten();
+    live::Change {
+        number: 0,
+        collection: collection.name.clone(),
+        kind,
+        id: record.id,
+        version: record.version,
+        data,
+    }
 }

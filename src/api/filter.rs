@@ -118,7 +118,7 @@ pub fn parse(collection: &Collection, name: &str, value: &str) -> Result<Option<
 }
 
 /// A filter's text as a value of the field's type, as records store it.
-fn typed_value(field: &Field, text: &str) -> Option<Value> {
+pub(crate) fn typed_value(field: &Field, text: &str) -> Option<Value> {
     match field.kind {
         FieldType::String | FieldType::Email => Some(Value::String(text.to_owned())),
         FieldType::Datetime => {

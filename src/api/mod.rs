@@ -5,10 +5,12 @@
 pub mod apply;
 mod batch;
 pub mod dialect;
+pub mod events;
 pub mod filter;
 pub mod import;
 pub mod keyset;
 mod list;
+pub mod live;
 pub mod openapi;
 pub mod postgres;
 pub mod query;
@@ -38,13 +40,17 @@ pub struct Endpoint {
     /// The old `create_user` action: fields the collection does not declare are ignored
     /// rather than refused, as that action always did.
     pub lenient: bool,
+    /// Its live updates (`/things/events`) rather than the list.
+    pub events: bool,
 }
 
 impl Endpoint {
     /// What the list answers (GET, HEAD, POST) or a record (GET, HEAD, PUT, PATCH, DELETE).
     pub fn methods(&self) -> crate::http::Methods {
         use Method::*;
-        if self.item {
+        if self.events {
+            crate::http::Methods::of(&[Get, Head])
+        } else if self.item {
             crate::http::Methods::of(&[Get, Head, Put, Patch, Delete])
         } else {
             crate::http::Methods::of(&[Get, Head, Post])
@@ -134,6 +140,9 @@ pub fn handle(
     pages: &ErrorPages,
 ) {
     let collection = &endpoint.collection;
+    if endpoint.events {
+        return respond(events::subscribe(collection, store, req));
+    }
     let result = match (endpoint.item, req.method) {
         (false, Method::Get | Method::Head) => list::list(collection, store, req),
         (false, Method::Post) => return create(endpoint, store, req, body, respond, pages),

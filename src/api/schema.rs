@@ -2,6 +2,8 @@
 //! each of its type (string, integer, number, boolean, datetime, email) and within its
 //! bounds; required fields present. Also JSON merge patch (RFC 7396) for PATCH.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 /// The type of a declared field.
@@ -92,6 +94,42 @@ pub struct Collection {
     pub max_batch: usize,
     /// Where it was declared (`routes.toml:42`), for messages about it.
     pub origin: Option<String>,
+    /// Live updates (server-sent events) and the change log behind them.
+    pub live: LiveSettings,
+}
+
+/// What a collection's live updates are, as declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// The path of the event stream (`None`: no events, and no change log).
+    pub events: Option<String>,
+    /// A record longer than this (as JSON) is sent as its id and version only.
+    pub max_event_bytes: usize,
+    /// Changes kept in the log for resuming, at most...
+    pub keep: usize,
+    /// ... and for at most this long.
+    pub keep_for: Duration,
+    /// A comment is sent on a stream quiet for this long, so that proxies keep it open.
+    pub heartbeat: Duration,
+}
+
+/// Live-update defaults: the event size limit, what the log keeps, the heartbeat.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
+pub const DEFAULT_KEEP: usize = 10_000;
+pub const DEFAULT_KEEP_FOR: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+impl Default for LiveSettings {
+    /// No events (what a collection built in code gets; routes.toml turns them on).
+    fn default() -> Self {
+        LiveSettings {
+            events: None,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            keep: DEFAULT_KEEP,
+            keep_for: DEFAULT_KEEP_FOR,
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
 }
 
 /// Bytes of records on one page unless a collection says otherwise.
@@ -374,6 +412,7 @@ pub(crate) mod tests {
             max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
             max_batch: 3,
             origin: None,
+            live: Default::default(),
         }
     }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::live::Backlog;
+use super::live::hub::Hub;
 use super::schema::{Collection, Invalid};
 
 /// One stored record: the declared fields as a JSON object, and what the server keeps.
@@ -295,6 +297,14 @@ pub trait Store: Send + Sync {
     /// reports it so that a load balancer can take the node out.
     fn health(&self) -> Result<(), String> {
         Ok(())
+    }
+    /// Where committed changes are handed to live subscribers (`None`: no live updates).
+    fn hub(&self) -> Option<&Arc<Hub>> {
+        None
+    }
+    /// What the change log holds of `collection` after change number `after`.
+    fn changes_since(&self, _collection: &str, _after: i64) -> Result<Backlog, ReadError> {
+        Err(ReadError::Failed("this store keeps no change log".into()))
     }
 }
 

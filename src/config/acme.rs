@@ -327,7 +327,7 @@ fn challenge_list(names: &[String]) -> Result<Vec<Kind>, String> {
 }
 
 /// A wait: a number of seconds, or a string such as "30d", "12h", "5m", "90s".
-fn duration(value: &toml::Value) -> Result<Duration, String> {
+pub(super) fn duration(value: &toml::Value) -> Result<Duration, String> {
     let seconds = match value {
         toml::Value::Integer(n) => *n as f64,
         toml::Value::Float(f) => *f,

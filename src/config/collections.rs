@@ -12,6 +12,7 @@ use super::Locator;
 use super::routes::check_route_path;
 use super::rules::{OneOrMany, RawCors, SiteRules};
 use crate::api::Endpoint;
+use crate::api::schema::{self as live, LiveSettings};
 use crate::api::schema::{Collection, DEFAULT_MAX_BATCH, DEFAULT_MAX_PAGE_BYTES, Field, FieldType};
 use crate::http::{Method, Methods};
 use crate::routes::{Route, Target};
@@ -34,6 +35,11 @@ pub(super) struct RawCollection {
     auth: Option<String>,
     host: Option<OneOrMany>,
     allow: Option<Vec<String>>,
+    events: Option<toml::Value>,
+    max_event_bytes: Option<usize>,
+    events_keep: Option<usize>,
+    events_keep_for: Option<toml::Value>,
+    events_heartbeat: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -90,12 +96,13 @@ pub fn legacy_users() -> Collection {
         max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
         max_batch: DEFAULT_MAX_BATCH,
         origin: None,
+        live: Default::default(),
     }
 }
 
 /// Checks one `[[collection]]` declared on `line`; returns it and its routes.
 pub(super) fn validate(
-    raw: RawCollection,
+    mut raw: RawCollection,
     line: usize,
     rules: &SiteRules,
     at: &Locator<'_>,
@@ -138,7 +145,7 @@ pub(super) fn validate(
         ));
     }
     let mut fields = Vec::with_capacity(raw.fields.len());
-    for (field_name, spanned) in raw.fields {
+    for (field_name, spanned) in std::mem::take(&mut raw.fields) {
         let field_line = at.line(spanned.span().start);
         let field = check_field(field_name.clone(), spanned.into_inner()).map_err(|m| {
             anyhow!(
@@ -148,7 +155,7 @@ pub(super) fn validate(
         })?;
         fields.push(field);
     }
-    let allowed = match raw.methods {
+    let allowed = match raw.methods.take() {
         None => Methods::of(&LIST_METHODS).union(Methods::of(&RECORD_METHODS)),
         Some(names) => {
             let mut set = Methods::NONE;
@@ -186,6 +193,9 @@ pub(super) fn validate(
             )));
         }
     };
+    let reads = allowed.contains(Method::Get);
+    let live = live_settings(&raw, &raw.path, reads).map_err(fail)?;
+    let events_path = live.events.clone();
     let collection = Arc::new(Collection {
         name: name.clone(),
         path: raw.path.clone(),
@@ -195,6 +205,7 @@ pub(super) fn validate(
         max_page_bytes,
         max_batch,
         origin: Some(format!("{}:{line}", at.file.display())),
+        live,
     });
     let site = rules
         .for_route(raw.headers, raw.cors, raw.auth, raw.host, raw.allow)
@@ -216,6 +227,7 @@ pub(super) fn validate(
                 collection: Arc::clone(&collection),
                 item,
                 lenient: false,
+                events: false,
             }),
             line,
             compress: raw.compress.unwrap_or(true),
@@ -226,7 +238,77 @@ pub(super) fn validate(
             allow: site.allow.clone(),
         });
     }
+    // Live updates: the same host, allow, auth and CORS rules as reads; never compressed
+    // (each event must leave as it happens).
+    if let Some(path) = events_path {
+        routes.push(Route {
+            path,
+            methods: Methods::of(&[Method::Get, Method::Head]),
+            target: Target::Collection(Endpoint {
+                collection: Arc::clone(&collection),
+                item: false,
+                lenient: false,
+                events: true,
+            }),
+            line,
+            compress: false,
+            hosts: site.hosts.clone(),
+            headers: site.headers.clone(),
+            cors: site.cors.clone(),
+            auth: site.auth.clone(),
+            allow: site.allow.clone(),
+        });
+    }
     Ok((collection, routes))
+}
+
+/// A collection's live updates: `events` (a path, `true` for `path/events`, or `false`; on by
+/// default where reads are allowed), the size past which an event carries only id and
+/// version, what the change log keeps, and the heartbeat.
+fn live_settings(raw: &RawCollection, path: &str, reads: bool) -> Result<LiveSettings, String> {
+    let default_path = || format!("{path}/events");
+    let events = match &raw.events {
+        None if reads => Some(default_path()),
+        None | Some(toml::Value::Boolean(false)) => None,
+        Some(toml::Value::Boolean(true)) => Some(default_path()),
+        Some(toml::Value::String(p)) => {
+            check_route_path(p).map_err(|m| format!("`events`: {m}"))?;
+            if p.contains('{') || p == path {
+                return Err("`events` must be a path of its own, as in \"/users/events\"".into());
+            }
+            Some(p.clone())
+        }
+        Some(_) => {
+            return Err("`events` must be a path (\"/users/events\"), true or false".into());
+        }
+    };
+    let duration = |key: &str, value: &Option<toml::Value>, default| match value {
+        None => Ok(default),
+        Some(v) => super::acme::duration(v).map_err(|m| format!("`{key}`: {m}")),
+    };
+    let keep = raw.events_keep.unwrap_or(live::DEFAULT_KEEP);
+    if !(1..=10_000_000).contains(&keep) {
+        return Err("`events_keep` must be between 1 and 10000000".into());
+    }
+    let max_event_bytes = raw.max_event_bytes.unwrap_or(live::DEFAULT_MAX_EVENT_BYTES);
+    if !(64..=16 << 20).contains(&max_event_bytes) {
+        return Err("`max_event_bytes` must be between 64 and 16777216".into());
+    }
+    Ok(LiveSettings {
+        events,
+        max_event_bytes,
+        keep,
+        keep_for: duration(
+            "events_keep_for",
+            &raw.events_keep_for,
+            live::DEFAULT_KEEP_FOR,
+        )?,
+        heartbeat: duration(
+            "events_heartbeat",
+            &raw.events_heartbeat,
+            live::DEFAULT_HEARTBEAT,
+        )?,
+    })
 }
 
 fn check_field(name: String, raw: RawField) -> Result<Field, String> {
@@ -316,4 +398,56 @@ pub(super) fn openapi_route(rules: &SiteRules) -> Result<Route, String> {
         auth: site.auth,
         allow: site.allow,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn settings(keys: &str, reads: bool) -> Result<LiveSettings, String> {
+        let text = format!("name = \"users\"\npath = \"/users\"\n{keys}");
+        let raw: RawCollection = toml::from_str(&text).unwrap();
+        live_settings(&raw, "/users", reads)
+    }
+
+    #[test]
+    fn events_are_on_where_reads_are_and_their_keys_are_checked() {
+        let path = |keys: &str, reads| settings(keys, reads).map(|s| s.events);
+        let table = [
+            ("", true, Ok(Some("/users/events".to_owned()))),
+            ("", false, Ok(None)),
+            ("events = false", true, Ok(None)),
+            ("events = true", false, Ok(Some("/users/events".to_owned()))),
+            (
+                "events = \"/live/users\"",
+                true,
+                Ok(Some("/live/users".to_owned())),
+            ),
+        ];
+        for (keys, reads, want) in table {
+            assert_eq!(path(keys, reads), want, "{keys}");
+        }
+        for refused in [
+            "events = \"/users\"",
+            "events = \"live\"",
+            "events = \"/users/{id}\"",
+            "events = 3",
+            "events_keep = 0",
+            "max_event_bytes = 10",
+            "events_keep_for = \"soon\"",
+            "events_heartbeat = 0",
+        ] {
+            assert!(settings(refused, true).is_err(), "{refused}");
+        }
+        let s = settings(
+            "events_keep = 50\nevents_keep_for = \"2h\"\nevents_heartbeat = \"5s\"\nmax_event_bytes = 1024",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.keep, s.keep_for, s.heartbeat, s.max_event_bytes),
+            (50, Duration::from_secs(7200), Duration::from_secs(5), 1024)
+        );
+    }
 }

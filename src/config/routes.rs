@@ -268,6 +268,7 @@ pub(super) fn validate_route(
                         collection: users(),
                         item: *item,
                         lenient: *lenient,
+                        events: false,
                     })
                 }
                 None => Target::Action(Action::from_name(&name).ok_or_else(|| {

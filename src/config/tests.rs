@@ -415,6 +415,7 @@ action = "create_user"
             ("/createUser", "POST, OPTIONS".to_owned()),
             ("/api/books", "GET, HEAD, OPTIONS".to_owned()),
             ("/api/books/{id}", "GET, HEAD, OPTIONS".to_owned()),
+            ("/api/books/events", "GET, HEAD, OPTIONS".to_owned()),
         ]
     );
     let books = &config.collections[0];

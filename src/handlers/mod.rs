@@ -231,6 +231,13 @@ impl App {
         self.router.routes()
     }
 
+    /// Ends every live stream (the server is stopping).
+    pub fn end_live(&self) {
+        if let Some(hub) = self.store.as_deref().and_then(|s| s.hub()) {
+            hub.close_all();
+        }
+    }
+
     /// Compression settings for a route's responses, unless off for it or everywhere.
     fn compression_for(&self, route: &Route) -> Option<&Settings> {
         self.compression.as_ref().filter(|_| route.compress)

@@ -25,6 +25,29 @@ pub trait Producer: Send + std::fmt::Debug {
     fn produce(&mut self) -> std::io::Result<Option<Vec<u8>>>;
 }
 
+/// Says that a `Feed` has more (called from any thread, at most once per `Feed::take` that
+/// found it empty).
+pub type Wake = Box<dyn Fn() + Send + Sync>;
+
+/// What `Feed::take` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// More may come: the feed wakes the connection when it does.
+    Open,
+    /// The body is complete after what was taken.
+    Ended,
+}
+
+/// A body pushed from elsewhere as things happen (server-sent events): the connection takes
+/// what is queued when it can write, and is woken when more arrives, so that it costs no
+/// thread while it waits. Dropping it ends the subscription.
+pub trait Feed: Send + std::fmt::Debug {
+    /// Where to say that more arrived once `take` found nothing (set on the loop, once).
+    fn attach(&mut self, wake: Wake);
+    /// Appends the pieces queued so far to `out`.
+    fn take(&mut self, out: &mut Vec<Bytes>) -> Flow;
+}
+
 /// A response body.
 #[derive(Debug)]
 pub enum Body {
@@ -46,6 +69,8 @@ pub enum Body {
     },
     /// Made a piece at a time; its length is unknown.
     Stream(Box<dyn Producer>),
+    /// Pushed as things happen, until the feed ends; its length is unknown.
+    Live(Box<dyn Feed>),
 }
 
 /// Content shared between responses (and with a cache).
@@ -87,13 +112,13 @@ impl Body {
                 parts + tail.len() as u64
             }
             // Unknown until sent; the access log counts it as 0.
-            Body::Stream(_) => 0,
+            Body::Stream(_) | Body::Live(_) => 0,
         }
     }
 
     /// True for a body of unknown length, made as it is sent.
     pub fn is_stream(&self) -> bool {
-        matches!(self, Body::Stream(_))
+        matches!(self, Body::Stream(_) | Body::Live(_))
     }
 
     pub fn is_empty(&self) -> bool {

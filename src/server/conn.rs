@@ -101,6 +101,14 @@ impl Conn {
         self.drive(cx)
     }
 
+    /// The live body of `stream` has more to send.
+    pub fn live(&mut self, stream: u32, cx: &mut Ctx) -> Next {
+        if let Proto::H2(h2) = &mut self.proto {
+            h2.live(stream);
+        }
+        self.drive(cx)
+    }
+
     /// The server is stopping: true when the connection can close at once (nothing in
     /// flight); HTTP/2 says GOAWAY at its next step.
     pub fn stop(&mut self, cx: &mut Ctx) -> bool {

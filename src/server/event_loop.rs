@@ -197,6 +197,9 @@ impl EventLoop {
                 };
                 self.hand_over(origin, |conn, cx| conn.upload_back(origin.stream, back, cx));
             }
+            Done::Live { origin } => {
+                self.hand_over(origin, |conn, cx| conn.live(origin.stream, cx));
+            }
             Done::Piece {
                 origin,
                 producer,
@@ -383,6 +386,8 @@ impl EventLoop {
             let _ = self.poll.registry().deregister(&mut listening.listener);
         }
         self.cx.stopping = true;
+        // Live bodies end with a last chunk, so that their clients see a clean end.
+        self.cx.app.end_live();
         let mut idle = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
             if conn.stop(&mut self.cx) {

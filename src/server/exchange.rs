@@ -5,7 +5,8 @@
 //! request is already filling, or on a worker, or started on the loop and finished by the
 //! store's writer), and, for every answer it is about to send, `finish` (site rules, access
 //! log, metrics). Answers made later come back to the connection as a `Done` carrying the
-//! `Exchange`, and the protocol hands them to its stream with the same `finish`.
+//! `Exchange`, and the protocol hands them to its stream with the same `finish`, which also
+//! points a live body (server-sent events) at the connection's wake-up.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -208,6 +209,10 @@ pub fn resume(cx: &mut Ctx, waiter: Waiter, source: Option<&Cacheable>) {
 pub fn finish(cx: &mut Ctx, ex: &Exchange, req: Option<&Request>, response: &mut Response) {
     let route = ex.route.filter(|_| ex.generation == cx.generation);
     cx.app.decorate(route, req, response);
+    // A live body wakes this connection (and stream) through the loop's channel.
+    if let crate::http::response::Body::Live(feed) = &mut response.body {
+        feed.attach(cx.pool.wake_for(ex.origin));
+    }
     let sent = if req.is_some_and(Request::is_head) {
         0
     } else {

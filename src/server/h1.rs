@@ -163,6 +163,12 @@ impl H1 {
         let s = &cx.settings;
         match self.state {
             State::Waiting => None,
+            // A live body waiting for its feed is quiet, not stalled; one with something to
+            // send is judged by the send timeout alone (it sends little, so no rate applies).
+            State::Sending if t.out.live_waiting() && t.flushed() => None,
+            State::Sending if t.out.is_live() => t
+                .send_stalled(now, s.timeouts.send, 0)
+                .then_some(Timeout::Send),
             State::Sending => t
                 .send_stalled(now, s.timeouts.send, s.min_send_rate)
                 .then_some(Timeout::Send),
@@ -421,6 +427,10 @@ impl H1 {
     }
 
     fn step_send(&mut self, t: &mut Transport, cx: &mut Ctx) -> Next {
+        // A live stream's client that hung up is gone: nothing it will read is coming.
+        if t.hangup && t.out.is_live() {
+            return Next::Close;
+        }
         match t.flush(cx.now) {
             Err(_) => Next::Close,
             Ok(Flushed::Blocked) => Next::Wait,

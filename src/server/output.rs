@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes};
 
 use super::wire::{MAX_PIECES, Wire};
 use crate::http::Body;
-use crate::http::response::{Content, Producer};
+use crate::http::response::{Content, Feed, Flow, Producer};
 
 /// Buffers larger than this are given back once emptied rather than kept for the next request.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
@@ -34,7 +34,8 @@ pub enum Flushed {
     Yielded,
     /// Everything before a streamed body is out: its next piece must be made (`take_producer`).
     NeedsPiece,
-    /// A streamed body's next piece is being made on a worker.
+    /// A streamed body's next piece is being made on a worker, or a live body waits for
+    /// its feed.
     Waiting,
 }
 
@@ -55,6 +56,11 @@ enum Segment {
     Stream {
         producer: Option<Box<dyn Producer>>,
         /// Pieces are framed as HTTP/1.1 chunks.
+        chunked: bool,
+    },
+    /// A body pushed by a feed (server-sent events), taken when all before it is out.
+    Live {
+        feed: Box<dyn Feed>,
         chunked: bool,
     },
 }
@@ -86,7 +92,7 @@ impl Output {
             .map(|s| match s {
                 Segment::Bytes { data, pos } => data.len() - pos,
                 Segment::Shared(bytes) => bytes.len(),
-                Segment::File { .. } | Segment::Stream { .. } => 0,
+                Segment::File { .. } | Segment::Stream { .. } | Segment::Live { .. } => 0,
             })
             .sum();
         self.buf.len() - self.pos + segments
@@ -108,6 +114,7 @@ impl Output {
                 producer: Some(producer),
                 chunked,
             }),
+            Body::Live(feed) => self.queue.push_back(Segment::Live { feed, chunked }),
             Body::Empty => {}
             Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
             Body::Static(bytes) => self.buf.extend_from_slice(bytes),
@@ -179,6 +186,15 @@ impl Output {
                         Flushed::Waiting
                     });
                 }
+                Some(Segment::Live { .. }) => {
+                    if !wire.flush()? {
+                        return Ok(Flushed::Blocked);
+                    }
+                    if self.take_live() {
+                        continue;
+                    }
+                    return Ok(Flushed::Waiting);
+                }
                 _ => break,
             };
             loop {
@@ -231,7 +247,7 @@ impl Output {
                 pieces[count] = match segment {
                     Segment::Bytes { data, pos } => &data[*pos..],
                     Segment::Shared(bytes) => bytes,
-                    Segment::File { .. } | Segment::Stream { .. } => break,
+                    Segment::File { .. } | Segment::Stream { .. } | Segment::Live { .. } => break,
                 };
                 count += 1;
             }
@@ -241,8 +257,13 @@ impl Output {
             }
             // When more follows (a file, or pieces past this send), let the kernel hold the
             // tail back to fill whole segments (MSG_MORE).
-            let more = self.ends_connection
-                || self.queue.len() + usize::from(self.pos < self.buf.len()) > count;
+            // A live body is not "more": its events must leave as they happen.
+            let queued = match self.queue.back() {
+                Some(Segment::Live { .. }) => self.queue.len() - 1,
+                _ => self.queue.len(),
+            };
+            let more =
+                self.ends_connection || queued + usize::from(self.pos < self.buf.len()) > count;
             let mut n = match wire.send(&pieces[..count], more) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
@@ -277,7 +298,7 @@ impl Output {
                         n -= step;
                         bytes.len()
                     }
-                    Segment::File { .. } | Segment::Stream { .. } => break,
+                    Segment::File { .. } | Segment::Stream { .. } | Segment::Live { .. } => break,
                 };
                 if left == 0 {
                     self.queue.pop_front();
@@ -333,6 +354,47 @@ impl Output {
                 self.queue.push_front(Segment::Bytes { data, pos: 0 });
             }
         }
+    }
+
+    /// Takes what the live body at the front has queued into `buf`, framed; false when it
+    /// has nothing yet (it wakes the connection when it does). An ended feed leaves the queue
+    /// after its last chunk.
+    fn take_live(&mut self) -> bool {
+        let Some(Segment::Live { feed, chunked }) = self.queue.front_mut() else {
+            return false;
+        };
+        let chunked = *chunked;
+        let mut pieces = Vec::new();
+        let flow = feed.take(&mut pieces);
+        for piece in pieces.iter().filter(|p| !p.is_empty()) {
+            if chunked {
+                self.buf
+                    .extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                self.buf.extend_from_slice(piece);
+                self.buf.extend_from_slice(b"\r\n");
+            } else {
+                self.buf.extend_from_slice(piece);
+            }
+        }
+        if flow == Flow::Ended {
+            self.queue.pop_front();
+            if chunked {
+                self.buf.extend_from_slice(b"0\r\n\r\n");
+            }
+            return true;
+        }
+        !self.buf.is_empty()
+    }
+
+    /// True while the body being sent is a live one waiting for its feed, with nothing else
+    /// to send: the connection is quiet, not stalled.
+    pub fn live_waiting(&self) -> bool {
+        self.pos >= self.buf.len() && matches!(self.queue.front(), Some(Segment::Live { .. }))
+    }
+
+    /// True when a live body is being sent.
+    pub fn is_live(&self) -> bool {
+        matches!(self.queue.back(), Some(Segment::Live { .. }))
     }
 
     /// Empties `buf` once sent; a large answer's buffer is not kept for small ones.

@@ -48,6 +48,8 @@ pub enum Done {
         producer: Box<dyn Producer>,
         piece: std::io::Result<Option<Vec<u8>>>,
     },
+    /// A live body's feed has more for `origin` (see `Pool::wake_for`).
+    Live { origin: Origin },
 }
 
 impl Done {
@@ -245,6 +247,13 @@ impl Pool {
         });
     }
 
+    /// What a live body's feed calls when more arrives: a `Done::Live` for `origin`, through
+    /// the channel and waker finished work takes, so that a subscription costs no thread.
+    pub fn wake_for(&self, origin: Origin) -> crate::http::response::Wake {
+        let notifier = self.notifier.clone();
+        Box::new(move || notifier.send(Done::Live { origin }))
+    }
+
     /// Takes every finished request; call after the waker fires (and at any other time).
     pub fn finished(&self) -> impl Iterator<Item = Done> + '_ {
         self.notifier.pending.store(false, Ordering::SeqCst);
@@ -334,7 +343,10 @@ mod tests {
             Done::Answer {
                 ticket, response, ..
             } => (ticket.ex.origin.key, ticket.ex.origin.conn, response.status),
-            Done::Piece { .. } | Done::Verified { .. } | Done::Written { .. } => (0, 0, 0),
+            Done::Piece { .. }
+            | Done::Verified { .. }
+            | Done::Written { .. }
+            | Done::Live { .. } => (0, 0, 0),
         };
         assert_eq!(answer(next_done(&mut poll, &pool)), (7, 70, 500));
         pool.spawn(ticket(8, 80), |reply| reply.send(Response::empty(204)));

@@ -9,6 +9,7 @@ pub mod forward;
 pub mod h2raw;
 pub mod pebble;
 pub mod pg;
+pub mod sse;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,8 +3,10 @@
 //! checked on the row locked `FOR UPDATE`. Writer threads commit the writes waiting together
 //! in one transaction (a write that fails the transaction is retried alone, so it fails only
 //! itself); reads run on the workers. Every wait is bounded: connecting, taking a connection,
-//! and each statement.
+//! and each statement. Changes go to a shared change log in their transaction; each node's
+//! listener hands them to its live subscribers in commit order (`changes`).
 
+mod changes;
 mod pool;
 mod sql;
 
@@ -19,7 +21,10 @@ use anyhow::{Context, Result, anyhow};
 use postgres::error::SqlState;
 
 use super::apply::{Outcome, apply};
+use super::live::Backlog;
+use super::live::hub::Hub;
 use super::schema::Collection;
+use super::schema::LiveSettings;
 use super::store::{Counters, Done, Page, PageQuery, ReadError, Record, Store, Write, WriteError};
 pub use pool::reason;
 use pool::{Conn, Pool};
@@ -52,6 +57,14 @@ pub struct PgStore {
     shown: String,
     counters: Arc<Counters>,
     health: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// How every connection is made (the listener's too).
+    config: postgres::Config,
+    hub: Arc<Hub>,
+    /// What the declared collections with live updates keep.
+    live: Arc<Mutex<Vec<(String, LiveSettings)>>>,
+    /// The listener, started once the schema is ready; told to stop when the store closes.
+    listener: Mutex<Option<JoinHandle<()>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PgStore {
@@ -60,7 +73,7 @@ impl PgStore {
     pub fn open(url: &str) -> Result<PgStore> {
         let (config, shown) = connection_config(url)?;
         let pool = Arc::new(Pool::new(
-            config,
+            config.clone(),
             MAX_CONNECTIONS,
             CONNECT_TIMEOUT,
             shown.clone(),
@@ -88,7 +101,34 @@ impl PgStore {
             shown,
             counters,
             health: Mutex::new(None),
+            config,
+            hub: Hub::new(),
+            live: Arc::new(Mutex::new(Vec::new())),
+            listener: Mutex::new(None),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    /// Starts the node's change listener (once; after the schema is made).
+    fn listen(&self) -> Result<()> {
+        let mut listener = lock(&self.listener);
+        if listener.is_some() {
+            return Ok(());
+        }
+        let run = changes::Listener {
+            config: self.config.clone(),
+            hub: Arc::clone(&self.hub),
+            settings: Arc::clone(&self.live),
+            stop: Arc::clone(&self.stop),
+            shown: self.shown.clone(),
+        };
+        *listener = Some(
+            std::thread::Builder::new()
+                .name("tws-pg-listen".into())
+                .spawn(move || run.run())
+                .context("cannot start the change listener")?,
+        );
+        Ok(())
     }
 
     fn read<T>(
@@ -270,15 +310,19 @@ fn transaction(conn: &mut Conn, jobs: &[Job], now: &str) -> Result<Vec<Outcome>,
     let Conn { client, statements } = conn;
     let mut tx = client.transaction()?;
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut logged = Vec::new();
     {
         let mut rows = sql::PgRows {
             tx: &mut tx,
             statements,
+            logged: &mut logged,
         };
         for job in jobs {
             outcomes.push(apply(&mut rows, &job.collection, &job.write, now)?);
         }
     }
+    // Last: numbering the changes serializes writers on every node until the commit.
+    changes::log(&mut tx, statements, &mut logged)?;
     tx.commit()?;
     Ok(outcomes)
 }
@@ -290,7 +334,13 @@ impl Store for PgStore {
             .get()
             .map_err(|e| anyhow!("PostgreSQL at {}: {e}", self.shown))?;
         sql::prepare_collections(&mut conn, collections)
-            .with_context(|| format!("PostgreSQL at {}", self.shown))
+            .with_context(|| format!("PostgreSQL at {}", self.shown))?;
+        *lock(&self.live) = collections
+            .iter()
+            .filter(|c| c.live.events.is_some())
+            .map(|c| (c.name.clone(), c.live.clone()))
+            .collect();
+        self.listen()
     }
 
     fn write(&self, collection: &Arc<Collection>, write: Write, done: Done) {
@@ -328,6 +378,14 @@ impl Store for PgStore {
         &self.counters
     }
 
+    fn hub(&self) -> Option<&Arc<Hub>> {
+        Some(&self.hub)
+    }
+
+    fn changes_since(&self, collection: &str, after: i64) -> Result<Backlog, ReadError> {
+        self.read(|conn| changes::since(&mut conn.client, collection, after))
+    }
+
     fn health(&self) -> Result<(), String> {
         let mut health = lock(&self.health);
         if let Some((at, result)) = &*health
@@ -357,5 +415,7 @@ impl Drop for PgStore {
         for writer in lock(&self.writers).drain(..) {
             let _ = writer.join();
         }
+        // The listener sees this within its poll.
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
     }
 }

@@ -15,6 +15,7 @@ use super::pool::{Conn, prepare};
 use crate::api::apply::Rows;
 use crate::api::dialect::Search;
 use crate::api::keyset::{self, Collector, Dialect, page_sql};
+use crate::api::live::Change;
 use crate::api::schema::{Collection, FieldType, type_change};
 use crate::api::store::{Page, PageQuery, Record};
 use crate::api::where_sql::count_sql;
@@ -23,12 +24,15 @@ use crate::api::where_sql::count_sql;
 pub const MIGRATION_LOCK: i64 = 0x7477_7301;
 
 /// Versions of the `tws` schema, applied in order, once.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE tws.fields (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE tws.fields (
         collection TEXT NOT NULL,
         field TEXT NOT NULL,
         type TEXT NOT NULL,
         PRIMARY KEY (collection, field)
-    )"];
+    )",
+    super::changes::MIGRATION,
+];
 
 /// The generated `tsvector` column of the searchable fields (with a GIN index).
 const SEARCH_COLUMN: &str = "tws_search";
@@ -154,6 +158,8 @@ fn prepare_search(tx: &mut Transaction<'_>, collection: &Collection) -> Result<(
 pub(super) struct PgRows<'a, 't> {
     pub tx: &'a mut Transaction<'t>,
     pub statements: &'a mut HashMap<String, Statement>,
+    /// Changes to log, numbered just before the commit (`changes::log`).
+    pub logged: &'a mut Vec<Change>,
 }
 
 impl PgRows<'_, '_> {
@@ -182,15 +188,15 @@ impl Rows for PgRows<'_, '_> {
         // FOR UPDATE: another node's writer waits until this transaction ends, so the version
         // checked against If-Match is the one replaced.
         let s = self.statement(format!(
-            "SELECT version, created, data::text FROM {} WHERE id = $1 FOR UPDATE",
+            "SELECT version, created, updated, data::text FROM {} WHERE id = $1 FOR UPDATE",
             table(collection)
         ))?;
         Ok(self.tx.query_opt(&s, &[&id])?.map(|row| Record {
             id,
             version: row.get(0),
             created: row.get(1),
-            updated: None,
-            data: row.get(2),
+            updated: row.get(2),
+            data: row.get(3),
         }))
     }
 
@@ -207,6 +213,11 @@ impl Rows for PgRows<'_, '_> {
     fn delete(&mut self, collection: &str, id: i64) -> Result<(), postgres::Error> {
         let s = self.statement(format!("DELETE FROM {} WHERE id = $1", table(collection)))?;
         self.tx.execute(&s, &[&id])?;
+        Ok(())
+    }
+
+    fn log(&mut self, change: Change) -> Result<(), postgres::Error> {
+        self.logged.push(change);
         Ok(())
     }
 }

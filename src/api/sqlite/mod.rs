@@ -1,9 +1,11 @@
 //! The SQLite store: one database file under the data folder, in WAL mode with
 //! `synchronous=FULL`. One writer thread commits the writes waiting together in one
 //! transaction (group commit); reads run on the calling worker, on a pooled read-only
-//! connection, and never wait for the writer.
+//! connection, and never wait for the writer. Changes of collections with live updates go to
+//! a change log in the same transaction and, once committed, to the hub.
 
 mod cache;
+mod changes;
 mod prepare;
 mod read;
 mod writer;
@@ -19,7 +21,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
+use super::live::Backlog;
+use super::live::hub::Hub;
 use super::schema::Collection;
+use super::schema::LiveSettings;
 use super::store::{Counters, Done, Page, PageQuery, ReadError, Record, Store, SyncMode, Write};
 
 /// The database file, inside the data folder.
@@ -45,9 +50,34 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     cache: Arc<cache::Cache>,
     counters: Arc<Counters>,
+    live: Arc<Live>,
     /// Held (locked) while the store is open: one server per data folder, since the cache
     /// trusts that no one else writes.
     _lock: Arc<std::fs::File>,
+}
+
+/// Live updates: where committed changes go, and what each collection's log keeps.
+pub(super) struct Live {
+    hub: Arc<Hub>,
+    settings: Mutex<Vec<(String, LiveSettings)>>,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            hub: Hub::new(),
+            settings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remembers what the declared collections with live updates keep.
+    fn declare(&self, collections: &[Arc<Collection>]) {
+        *lock(&self.settings) = collections
+            .iter()
+            .filter(|c| c.live.events.is_some())
+            .map(|c| (c.name.clone(), c.live.clone()))
+            .collect();
+    }
 }
 
 /// A table's name for a collection (collection names are checked at load: `[a-z][a-z0-9_]*`).
@@ -87,6 +117,7 @@ impl SqliteStore {
         }
         let conn = open_read_write(&path)?;
         conn.execute_batch(prepare::REGISTRY)
+            .and_then(|()| conn.execute_batch(changes::SCHEMA))
             .with_context(|| format!("cannot set up {}", path.display()))?;
         let (jobs, queue) = mpsc::channel();
         let shown = path.display().to_string();
@@ -94,9 +125,11 @@ impl SqliteStore {
         let written = Arc::clone(&cache);
         let counters = Arc::new(Counters::default());
         let counted = Arc::clone(&counters);
+        let live = Arc::new(Live::new());
+        let logging = Arc::clone(&live);
         let writer = std::thread::Builder::new()
             .name("tws-db-writer".into())
-            .spawn(move || writer::run(conn, queue, mode, &written, &counted, &shown))
+            .spawn(move || writer::run(conn, queue, mode, &written, &counted, &shown, &logging))
             .context("cannot start the database writer")?;
         Ok(SqliteStore {
             path,
@@ -106,6 +139,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             cache,
             counters,
+            live,
             _lock: lock,
         })
     }
@@ -159,7 +193,9 @@ fn open_read_only(path: &Path) -> Result<Connection> {
 impl Store for SqliteStore {
     fn prepare(&self, collections: &[Arc<Collection>]) -> Result<()> {
         let mut conn = open_read_write(&self.path)?;
-        prepare::run(&mut conn, collections, &self.data, &self.path)
+        prepare::run(&mut conn, collections, &self.data, &self.path)?;
+        self.live.declare(collections);
+        Ok(())
     }
 
     fn write(&self, collection: &Arc<Collection>, write: Write, done: Done) {
@@ -213,6 +249,14 @@ impl Store for SqliteStore {
 
     fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    fn hub(&self) -> Option<&Arc<Hub>> {
+        Some(&self.live.hub)
+    }
+
+    fn changes_since(&self, collection: &str, after: i64) -> Result<Backlog, ReadError> {
+        self.read(|conn| changes::since(conn, collection, after))
     }
 }
 

@@ -1,20 +1,25 @@
-//! The writer thread: takes the writes waiting, applies them in one transaction, commits
-//! (one fsync of the WAL for all of them), and only then answers each.
+//! The writer thread: takes the writes waiting, applies them in one transaction (with their
+//! entries in the change log), commits (one fsync of the WAL for all of them), and only then
+//! hands the changes to live subscribers and answers each; between batches, prunes the log.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::cache::Cache;
-use super::table;
+use super::{Live, changes, table};
 use crate::api::apply::{Outcome, Rows, apply};
+use crate::api::live::Change;
 use crate::api::schema::Collection;
 use crate::api::store::{Counters, Done, Record, SyncMode, Write, WriteError};
 
 /// Most writes sharing one commit.
 const MAX_BATCH: usize = 1024;
+/// How often the change log is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 /// A write waiting for the writer.
 pub(super) struct Job {
@@ -31,10 +36,22 @@ pub(super) fn run(
     cache: &Cache,
     counters: &Counters,
     shown: &str,
+    live: &Live,
 ) {
     let mut failing = false;
     let mut statements = HashMap::new();
-    while let Ok(first) = queue.recv() {
+    let mut pruned = Instant::now();
+    let mut logged = Vec::new();
+    loop {
+        if pruned.elapsed() >= PRUNE_EVERY {
+            prune(&mut conn, live, shown);
+            pruned = Instant::now();
+        }
+        let first = match queue.recv_timeout(PRUNE_EVERY) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let mut batch = vec![first];
         if mode == SyncMode::Group {
             while batch.len() < MAX_BATCH {
@@ -44,7 +61,8 @@ pub(super) fn run(
                 }
             }
         }
-        let outcomes = match commit(&mut conn, &batch, &mut statements) {
+        logged.clear();
+        let outcomes = match commit(&mut conn, &batch, &mut statements, &mut logged) {
             Ok(outcomes) => {
                 counters.committed(batch.len());
                 if failing {
@@ -62,9 +80,14 @@ pub(super) fn run(
                     failing = true;
                 }
                 let why = WriteError::Failed(e.to_string());
+                logged.clear();
                 batch.iter().map(|_| Err(why.clone())).collect()
             }
         };
+        // Committed: subscribers hear of it, in commit order, before the writers do.
+        if !logged.is_empty() {
+            live.hub.publish(&logged);
+        }
         for (job, outcome) in batch.into_iter().zip(outcomes) {
             // The cache forgets the old version before anyone hears of the new one.
             if outcome.is_ok() && !matches!(job.write, Write::Create(_)) {
@@ -88,10 +111,21 @@ impl Statements {
         let t = table(collection);
         Statements {
             insert: format!("INSERT INTO {t} (version, created, data) VALUES (1, ?1, ?2)"),
-            select: format!("SELECT version, created, data FROM {t} WHERE id = ?1"),
+            select: format!("SELECT version, created, updated, data FROM {t} WHERE id = ?1"),
             update: format!("UPDATE {t} SET version = ?1, updated = ?2, data = ?3 WHERE id = ?4"),
             delete: format!("DELETE FROM {t} WHERE id = ?1"),
         }
+    }
+}
+
+/// Prunes the change log; a failure is said and tried again later.
+fn prune(conn: &mut Connection, live: &Live, shown: &str) {
+    let collections = crate::sync::lock(&live.settings).clone();
+    if collections.is_empty() {
+        return;
+    }
+    if let Err(e) = changes::prune(conn, &collections, changes::now_secs()) {
+        crate::report!("tws: warning: {shown}: cannot prune the change log: {e}");
     }
 }
 
@@ -99,6 +133,9 @@ impl Statements {
 struct SqliteRows<'t, 'c> {
     tx: &'t Transaction<'c>,
     statements: &'t mut HashMap<String, Statements>,
+    /// The changes logged, numbered.
+    logged: &'t mut Vec<Change>,
+    at: i64,
 }
 
 impl SqliteRows<'_, '_> {
@@ -130,8 +167,8 @@ impl Rows for SqliteRows<'_, '_> {
                     id,
                     version: row.get(0)?,
                     created: row.get(1)?,
-                    updated: None,
-                    data: row.get(2)?,
+                    updated: row.get(2)?,
+                    data: row.get(3)?,
                 })
             })
             .optional()
@@ -150,6 +187,12 @@ impl Rows for SqliteRows<'_, '_> {
             .execute([id])?;
         Ok(())
     }
+
+    fn log(&mut self, mut change: Change) -> rusqlite::Result<()> {
+        changes::insert(self.tx, &mut change, self.at)?;
+        self.logged.push(change);
+        Ok(())
+    }
 }
 
 /// Applies a batch in one transaction and commits it.
@@ -157,12 +200,15 @@ fn commit(
     conn: &mut Connection,
     batch: &[Job],
     statements: &mut HashMap<String, Statements>,
+    logged: &mut Vec<Change>,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let now = crate::time::now_rfc3339();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut rows = SqliteRows {
         tx: &tx,
         statements,
+        logged,
+        at: changes::now_secs(),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {

@@ -146,6 +146,12 @@ fn body_bytes(body: Body) -> Vec<u8> {
             }
             out
         }
+        // What a live body has queued so far.
+        Body::Live(mut feed) => {
+            let mut pieces = Vec::new();
+            feed.take(&mut pieces);
+            pieces.concat()
+        }
         Body::Static(b) => b.to_vec(),
         Body::Content {
             content,

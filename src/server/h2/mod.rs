@@ -250,6 +250,11 @@ impl H2 {
         }
     }
 
+    /// The live body of stream `id` has more to send.
+    pub fn live(&mut self, id: u32) {
+        self.queue(id);
+    }
+
     /// True when no stream is open.
     pub fn idle(&self) -> bool {
         self.streams.is_empty()
@@ -264,14 +269,24 @@ impl H2 {
         if !self.settings {
             return (now >= self.opened + timeouts.header).then_some(Timeout::Header);
         }
+        // A live body waiting for its feed is quiet, not stalled; one that has something to
+        // send is judged by the send timeout alone (it sends little, so no rate applies).
         let sending = self
             .streams
             .values()
-            .any(|s| matches!(s.phase, Phase::Sending(_)));
+            .any(|s| matches!(&s.phase, Phase::Sending(body) if !body.live_waiting()));
+        let live = self
+            .streams
+            .values()
+            .any(|s| matches!(&s.phase, Phase::Sending(body) if body.is_live()));
         if sending || !t.flushed() {
+            let rate = if live { 0 } else { cx.settings.min_send_rate };
             return t
-                .send_stalled(now, timeouts.send, cx.settings.min_send_rate)
+                .send_stalled(now, timeouts.send, rate)
                 .then_some(Timeout::Send);
+        }
+        if live {
+            return None;
         }
         if self.streams.is_empty() {
             return (now >= self.active + timeouts.idle).then_some(Timeout::Idle);

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::handlers::Routed;
 use crate::http::Request;
-use crate::http::response::{Body, Content, Producer};
+use crate::http::response::{Body, Content, Feed, Flow, Producer};
 use crate::server::exchange::Exchange;
 use crate::server::upload::Upload;
 
@@ -96,6 +96,8 @@ pub struct Outgoing {
     producer: Option<Box<dyn Producer>>,
     /// The body is made by a producer that has not said it is done.
     streaming: bool,
+    /// A body pushed by a feed (server-sent events) until it ends.
+    feed: Option<Box<dyn Feed>>,
 }
 
 /// What a stream can send now.
@@ -122,6 +124,7 @@ impl Outgoing {
             },
         };
         let mut producer = None;
+        let mut feed = None;
         match body {
             Body::Empty => {}
             Body::Bytes(bytes) => chunks.push_back(Chunk::Memory(Bytes::from(bytes))),
@@ -143,16 +146,38 @@ impl Outgoing {
                 chunks.push_back(Chunk::Memory(Bytes::from(tail)));
             }
             Body::Stream(p) => producer = Some(p),
+            Body::Live(f) => feed = Some(f),
         }
         Outgoing {
             chunks,
-            streaming: producer.is_some(),
+            streaming: producer.is_some() || feed.is_some(),
             producer,
+            feed,
         }
+    }
+
+    /// True for a live body with nothing to send until its feed wakes the stream.
+    pub fn live_waiting(&self) -> bool {
+        self.feed.is_some() && self.chunks.is_empty()
+    }
+
+    /// True for a live body.
+    pub fn is_live(&self) -> bool {
+        self.feed.is_some()
     }
 
     /// Appends up to `max` bytes of the body to `out`.
     pub fn fill(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<Fill> {
+        if self.chunks.is_empty()
+            && let Some(feed) = &mut self.feed
+        {
+            let mut pieces = Vec::new();
+            if feed.take(&mut pieces) == Flow::Ended {
+                self.feed = None;
+                self.streaming = false;
+            }
+            self.chunks.extend(pieces.into_iter().map(Chunk::Memory));
+        }
         let mut n = 0;
         while n < max {
             let Some(chunk) = self.chunks.front_mut() else {
@@ -190,6 +215,7 @@ impl Outgoing {
         }
         Ok(match self.producer.take() {
             Some(producer) => Fill::NeedsPiece(producer),
+            // A live body waits for its feed to wake the stream.
             None => Fill::Waiting,
         })
     }
