@@ -93,7 +93,7 @@ fn environment_variables_stand_in_for_flags() {
 fn check_validates_the_bundled_routes_and_prints_the_table() {
     let (code, out, err) = run(&["--check", "--config", "routes.toml"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("routes.toml: ok, 19 routes\n"), "{out}");
+    assert!(out.starts_with("routes.toml: ok, 20 routes\n"), "{out}");
     for path in [
         "/page_four",
         "/image_user_two",
