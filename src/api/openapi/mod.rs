@@ -51,7 +51,11 @@ pub fn document(routes: &[Route]) -> Vec<u8> {
             if !route.methods.contains(method) {
                 continue;
             }
-            let mut op = operation(endpoint, method);
+            let mut op = if endpoint.events {
+                events_operation(endpoint, method)
+            } else {
+                operation(endpoint, method)
+            };
             if let Some(security) = &security {
                 op["security"] = security.clone();
                 op["responses"]["401"] = error("No or wrong credentials");
@@ -271,6 +275,42 @@ fn page_response(method: Method, schema: Value, headers: Value) -> Value {
 }
 
 /// The list's query parameters.
+/// A collection's live updates: a `text/event-stream` that does not end (tools that call
+/// every operation should leave it out: `.ci/openapi.sh` does).
+fn events_operation(endpoint: &Endpoint, method: Method) -> Value {
+    let c = &endpoint.collection;
+    let param = |name: &str, place: &str, description: &str, schema: Value| json!({"name": name, "in": place, "required": false, "description": description, "schema": schema});
+    let resume = "Resume after this change number (the `id:` of the last event seen)";
+    let number = json!({"type": "string", "pattern": "^[0-9]{1,19}$"});
+    let mut parameters = vec![
+        param("Last-Event-ID", "header", resume, number.clone()),
+        param("last_event_id", "query", resume, number),
+    ];
+    for f in &c.fields {
+        if f.name != "last_event_id" {
+            parameters.push(param(
+                &f.name,
+                "query",
+                "Only changes of records whose field equals this",
+                schemas::filter(f),
+            ));
+        }
+    }
+    let stream = json!({"text/event-stream": {"schema": {"type": "string", "description": "Events `created`, `updated`, `deleted` (data: the record, or its id and version when large), `reset` (reload: too far behind) and `dropped` (read too slowly); `: ping` comments"}}});
+    let ok = if method == Method::Head {
+        json!({"description": "The stream would start"})
+    } else {
+        json!({"description": "Changes as they are committed", "content": stream})
+    };
+    json!({
+        "tags": [c.name],
+        "operationId": format!("{}_{}_events", method.as_str().to_ascii_lowercase(), c.name),
+        "summary": format!("Live updates of {} (server-sent events)", c.name),
+        "parameters": parameters,
+        "responses": {"200": ok, "400": error("A filter names no declared field, or its value is not of its type")},
+    })
+}
+
 fn list_parameters(c: &Collection) -> Vec<Value> {
     let param = |name: &str, description: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
     let declared = |name: &str| c.field(name).is_some();
