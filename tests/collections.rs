@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Server, WAIT, client, scratch};
+use common::{Server, WAIT, client, config_site as site, start_config as start, write_routes};
 use serde_json::{Value, json};
 
 const NOTES: &str = r#"
@@ -18,23 +17,6 @@ path = "/api/notes"
 fields.title = { type = "string", required = true, max_length = 50 }
 fields.stars = { type = "integer", min = 0, max = 5 }
 "#;
-
-fn site(name: &str, routes: &str) -> PathBuf {
-    let dir = scratch(name);
-    std::fs::create_dir_all(dir.join("site")).unwrap();
-    write_routes(&dir, routes);
-    dir
-}
-
-fn write_routes(dir: &Path, routes: &str) {
-    let tmp = dir.join("routes.toml.tmp");
-    std::fs::write(&tmp, format!("[server]\nroot = \"site\"\n{routes}")).unwrap();
-    std::fs::rename(tmp, dir.join("routes.toml")).unwrap();
-}
-
-fn start(dir: &Path) -> Server {
-    Server::start(&["--config", dir.join("routes.toml").to_str().unwrap()])
-}
 
 /// One request: status, the `ETag` and `Link` headers, and the body as JSON (null if none).
 struct Answer {

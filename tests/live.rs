@@ -8,11 +8,12 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::sse::{Event, Sse};
-use common::{Server, WAIT, client, installed, scratch};
+use common::{
+    Server, WAIT, client, config_site as site, installed, start_config as start, write_routes,
+};
 use serde_json::{Value, json};
 
 const USERS: &str = r#"
@@ -28,23 +29,6 @@ fields.team = { type = "string" }
 fields.age = { type = "integer" }
 events_heartbeat = "1s"
 "#;
-
-fn site(name: &str, routes: &str) -> PathBuf {
-    let dir = scratch(name);
-    std::fs::create_dir_all(dir.join("site")).unwrap();
-    write_routes(&dir, routes);
-    dir
-}
-
-fn write_routes(dir: &Path, routes: &str) {
-    let tmp = dir.join("routes.toml.tmp");
-    std::fs::write(&tmp, format!("[server]\nroot = \"site\"\n{routes}")).unwrap();
-    std::fs::rename(tmp, dir.join("routes.toml")).unwrap();
-}
-
-fn start(dir: &Path) -> Server {
-    Server::start(&["--config", dir.join("routes.toml").to_str().unwrap()])
-}
 
 /// A request with a JSON body (or none); the status and the body as JSON.
 fn send(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

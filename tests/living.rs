@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, WAIT, get, read_one, scratch};
+use common::{Server, WAIT, get, read_one, scratch, write_routes};
 
 const ROUTE_A: &str = "[[route]]\npath = \"/a\"\npage = \"a.html\"\n";
 const ROUTE_B: &str = "[[route]]\npath = \"/b\"\npage = \"b.html\"\n";
@@ -23,13 +23,6 @@ fn site(name: &str) -> PathBuf {
     std::fs::write(dir.join("site/b.html"), "<p>b</p>").unwrap();
     write_routes(&dir, ROUTE_A);
     dir
-}
-
-fn write_routes(dir: &Path, routes: &str) {
-    // Write then rename, as editors do, so the server never reads half a file.
-    let tmp = dir.join("routes.toml.tmp");
-    std::fs::write(&tmp, format!("[server]\nroot = \"site\"\n\n{routes}")).unwrap();
-    std::fs::rename(tmp, dir.join("routes.toml")).unwrap();
 }
 
 fn start(dir: &Path, extra: &[&str]) -> Server {

@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Reply, Server, basic, hash, one, scratch};
+use common::{Reply, Server, basic, hash, one, scratch, write_routes};
 
 fn fetch(server: &Server, method: &str, path: &str, headers: &str) -> Reply {
     one(
@@ -36,12 +36,6 @@ fn site(name: &str, routes: &str) -> (PathBuf, Server) {
     write_routes(&dir, routes);
     let server = Server::start(&["--config", dir.join("routes.toml").to_str().unwrap()]);
     (dir, server)
-}
-
-fn write_routes(dir: &Path, routes: &str) {
-    let tmp = dir.join("routes.toml.tmp");
-    std::fs::write(&tmp, format!("[server]\nroot = \"site\"\n\n{routes}")).unwrap();
-    std::fs::rename(tmp, dir.join("routes.toml")).unwrap();
 }
 
 /// Polls until `check` holds (a reload takes effect), bounded.

@@ -36,6 +36,27 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes `routes` as DIR/routes.toml under a `[server]` table serving DIR/site: to a
+/// temporary name, then renamed, as editors do, so a running server never reads half a file.
+pub fn write_routes(dir: &Path, routes: &str) {
+    let tmp = dir.join("routes.toml.tmp");
+    std::fs::write(&tmp, format!("[server]\nroot = \"site\"\n\n{routes}")).unwrap();
+    std::fs::rename(tmp, dir.join("routes.toml")).unwrap();
+}
+
+/// A scratch folder with an empty `site/` and `routes` as its routes.toml.
+pub fn config_site(name: &str, routes: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    write_routes(&dir, routes);
+    dir
+}
+
+/// tws on the routes.toml of `dir` (see `config_site`).
+pub fn start_config(dir: &Path) -> Server {
+    Server::start(&["--config", dir.join("routes.toml").to_str().unwrap()])
+}
+
 pub fn tws() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tws"))
 }
