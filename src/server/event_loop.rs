@@ -189,7 +189,7 @@ impl EventLoop {
                 refusal,
             } => {
                 let back = match (sink, refusal) {
-                    (Some(sink), None) => Ok(Back::Written(sink)),
+                    (Some((sink, buffer)), None) => Ok(Back::Written(sink, buffer)),
                     (_, refusal) => Err(refusal.unwrap_or_else(|| {
                         let e = crate::http::HttpError::Internal("the upload was lost");
                         Box::new(Response::error(e, ErrorFormat::Text))

@@ -20,8 +20,6 @@ use std::time::Instant;
 
 /// Bytes of body input buffered per read.
 const BODY_READ_CAP: usize = 64 * 1024;
-/// Bytes of an upload's body read at once (they go to disk, not memory).
-const UPLOAD_READ_CAP: usize = 256 * 1024;
 /// Reads spent discarding input per turn while draining a closing connection.
 const DRAIN_READS: usize = 16;
 
@@ -413,7 +411,7 @@ impl H1 {
         }
         let holds = pending.body.capacity();
         let cap = match pending.upload {
-            Some(_) => UPLOAD_READ_CAP,
+            Some(_) => upload::UPLOAD_READ,
             None => BODY_READ_CAP,
         };
         self.state = State::Body(pending);

@@ -35,11 +35,11 @@ pub enum Done {
         origin: Origin,
         refusal: Option<Box<Response>>,
     },
-    /// An upload's sink after a write on a worker (`None` if the write panicked), with the
-    /// refusal that answers the upload if the write failed.
+    /// An upload's sink and emptied buffer after a write on a worker (`None` if the write
+    /// panicked), with the refusal that answers the upload if the write failed.
     Written {
         origin: Origin,
-        sink: Option<Box<dyn BodySink>>,
+        sink: Option<(Box<dyn BodySink>, Vec<u8>)>,
         refusal: Option<Box<Response>>,
     },
     /// The next piece of a streamed body, with its producer to make the one after.
@@ -224,14 +224,14 @@ impl Pool {
     pub fn write(
         &self,
         origin: Origin,
-        job: impl FnOnce() -> (Box<dyn BodySink>, Option<Box<Response>>) + Send + 'static,
+        job: impl FnOnce() -> (Box<dyn BodySink>, Vec<u8>, Option<Box<Response>>) + Send + 'static,
     ) {
         let notifier = self.notifier.clone();
         self.threads.spawn(move || {
             let done = match catch_unwind(AssertUnwindSafe(job)) {
-                Ok((sink, refusal)) => Done::Written {
+                Ok((sink, buffer, refusal)) => Done::Written {
                     origin,
-                    sink: Some(sink),
+                    sink: Some((sink, buffer)),
                     refusal,
                 },
                 Err(_) => Done::Written {

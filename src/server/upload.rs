@@ -2,7 +2,8 @@
 //! the request's body buffer while the sink is away (its login being checked, or a write
 //! of what came before running on a worker), go to a worker in one write when the sink is
 //! free, and, once the body is whole, are put in place and answered there. The loop never
-//! touches the disk; reading pauses while `UPLOAD_BUFFER` bytes wait.
+//! touches the disk; reading pauses while `UPLOAD_BUFFER` bytes wait. An upload holds two
+//! buffers, allocated once: one filling on the loop, one being written on a worker.
 
 use std::sync::Arc;
 
@@ -13,9 +14,13 @@ use crate::handlers::{Reply, Routed};
 use crate::http::{HttpError, Request, Response};
 
 /// Most body bytes of an upload that wait while its sink is away; past it reading pauses.
-pub const UPLOAD_BUFFER: usize = 512 * 1024;
+pub const UPLOAD_BUFFER: usize = 256 * 1024;
+/// Most bytes of an upload's body read from the socket at once.
+pub const UPLOAD_READ: usize = 128 * 1024;
 /// Fewest bytes worth a write on a worker: fewer wait for more (unless the body ended).
 const UPLOAD_BATCH: usize = 128 * 1024;
+/// What a buffer of an upload holds at most: a read may land on one just short of full.
+const UPLOAD_HOLD: usize = UPLOAD_BUFFER + UPLOAD_READ;
 
 /// An upload being received.
 pub struct Upload {
@@ -23,14 +28,16 @@ pub struct Upload {
     sink: Option<Box<dyn BodySink>>,
     /// Its login is being checked: nothing is written yet.
     verifying: bool,
+    /// The buffer that came back empty from the last write, to fill next.
+    spare: Vec<u8>,
 }
 
 /// What comes back to an upload waiting on the loop.
 pub enum Back {
     /// Its login passed.
     Verified,
-    /// Its sink, after a write.
-    Written(Box<dyn BodySink>),
+    /// Its sink after a write, with the buffer written (emptied, to be filled again).
+    Written(Box<dyn BodySink>, Vec<u8>),
 }
 
 impl Upload {
@@ -48,22 +55,34 @@ impl Upload {
     pub fn back(&mut self, back: Back) {
         match back {
             Back::Verified => self.verifying = false,
-            Back::Written(sink) => self.sink = Some(sink),
+            Back::Written(sink, spare) => {
+                self.sink = Some(sink);
+                self.spare = spare;
+            }
         }
     }
 
     /// Sends what waits in `body` to the sink on a worker, when the sink is free and enough
-    /// waits; it comes
+    /// waits; `body` goes on filling the spare buffer. The sink and the written buffer come
     /// back as a `Done::Written` for `origin` (with a refusal if the write failed).
     pub fn write(&mut self, cx: &Ctx, origin: Origin, body: &mut Vec<u8>) {
+        if body.capacity() < UPLOAD_HOLD {
+            // Sized once, so that filling it never moves what it holds.
+            body.reserve_exact(UPLOAD_HOLD - body.len());
+        }
         if body.len() < UPLOAD_BATCH || !self.free() {
             return;
         }
         let mut sink = self.sink.take().expect("a free upload has its sink");
-        let bytes = std::mem::take(body);
+        let mut spare = std::mem::take(&mut self.spare);
+        if spare.capacity() < UPLOAD_HOLD {
+            spare.reserve_exact(UPLOAD_HOLD);
+        }
+        let mut bytes = std::mem::replace(body, spare);
         cx.pool.write(origin, move || {
             let refusal = sink.write(&bytes).err();
-            (sink, refusal)
+            bytes.clear();
+            (sink, bytes, refusal)
         });
     }
 
@@ -112,5 +131,6 @@ pub fn start(
     Ok(Some(Upload {
         sink: Some(sink),
         verifying,
+        spare: Vec::new(),
     }))
 }

@@ -35,7 +35,7 @@ const MAX_STREAMS: usize = 100;
 const STREAM_WINDOW: i64 = 256 * 1024;
 const CONN_WINDOW: i64 = 2 * 1024 * 1024;
 /// The receive window of a stream carrying an upload (its bytes go to disk, not memory).
-const UPLOAD_WINDOW: i64 = 1024 * 1024;
+const UPLOAD_WINDOW: i64 = 512 * 1024;
 /// Output waiting for the wire past which no more input is read and no more DATA made, so
 /// that a peer that sends much and reads nothing holds a bounded amount of our memory.
 const OUT_HIGH: usize = 256 * 1024;
