@@ -137,6 +137,16 @@ fn queries(server: &Server) {
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), 21, "no record twice across ranked pages");
+    // With another condition the matches are read with their records: the same order.
+    let young: Vec<&Value> = ranked
+        .iter()
+        .filter(|r| r["age"].as_i64().is_some_and(|age| age < 30))
+        .collect();
+    let filtered = walk(server, "/people?q=cherry&limit=2&age[lt]=30");
+    assert_eq!(
+        ids(&filtered),
+        ids(&young.into_iter().cloned().collect::<Vec<_>>())
+    );
     let sorted = walk(server, "/people?q=CHERRY+pie&sort=-age&limit=5&age[lt]=30");
     let ages: Vec<i64> = sorted.iter().map(|r| r["age"].as_i64().unwrap()).collect();
     assert_eq!(ages, [29, 26, 23, 20, 17, 14, 11, 8, 5, 2]);

@@ -43,4 +43,13 @@ pub struct Search {
     pub condition: String,
     /// The relevance expression, smaller first (when ranked).
     pub rank: Option<String>,
+    /// Where a ranked page whose only condition is this search reads its matches without the
+    /// table (cheaper: no row of the table is read for a match that is not on the page).
+    pub alone: Option<Alone>,
+}
+
+/// The source of a search's matches read by itself: a FROM clause and its id column.
+pub struct Alone {
+    pub from: String,
+    pub id: String,
 }

@@ -79,24 +79,32 @@ pub fn page_sql<D: Dialect>(
         params.push(value);
         D::placeholder(params.len())
     };
-    let selected = selection::<D>(table, query, &mut bind);
+    let mut selected = selection::<D>(table, query, &mut bind);
     let key = match key_of(query) {
         Key::Id => None,
         Key::Field(field) => Some(D::field(&field)),
         Key::Rank => selected.rank.clone(),
     };
-    // A ranked page orders the matches by relevance reading only their ids, then reads the
-    // records of that page alone.
+    // A ranked page orders the matches by relevance reading only their ids (from the search
+    // alone when it is the only condition), then reads the records of that page alone.
     let ranked = matches!(key_of(query), Key::Rank);
-    let selected_columns = if ranked {
-        format!(
+    let alone = match selected.conditions.len() {
+        1 if ranked => selected.alone.take(),
+        _ => None,
+    };
+    let (source, id) = match &alone {
+        Some(alone) => (alone.from.clone(), alone.id.as_str()),
+        None => (format!("{table}{}", selected.join), "id"),
+    };
+    let selected_columns = match (ranked, &alone) {
+        (true, Some(_)) => format!("{id} AS rid, {} AS k", key.as_deref().unwrap_or(D::NO_KEY)),
+        (true, None) => format!(
             "{table}.id AS rid, {} AS k",
             key.as_deref().unwrap_or(D::NO_KEY)
-        )
-    } else {
-        format!("{columns}, {}", key.as_deref().unwrap_or(D::NO_KEY))
+        ),
+        (false, _) => format!("{columns}, {}", key.as_deref().unwrap_or(D::NO_KEY)),
     };
-    let mut sql = format!("SELECT {selected_columns} FROM {table}{}", selected.join);
+    let mut sql = format!("SELECT {selected_columns} FROM {source}");
     let mut conditions = selected.conditions;
     let descending = query.descending && !query.ranked;
     let (order, nulls, after) = if descending {
@@ -105,13 +113,13 @@ pub fn page_sql<D: Dialect>(
         ("ASC", D::NULLS.0, ">")
     };
     if let Some(cursor) = start {
-        let id = bind(D::id(cursor.id));
+        let c = bind(D::id(cursor.id));
         conditions.push(match (&key, &cursor.value, descending) {
-            (None, _, _) => format!("id {after} {id}"),
+            (None, _, _) => format!("{id} {after} {c}"),
             (Some(k), Value::Null, false) => {
-                format!("(({k} IS NULL AND id > {id}) OR {k} IS NOT NULL)")
+                format!("(({k} IS NULL AND {id} > {c}) OR {k} IS NOT NULL)")
             }
-            (Some(k), Value::Null, true) => format!("({k} IS NULL AND id < {id})"),
+            (Some(k), Value::Null, true) => format!("({k} IS NULL AND {id} < {c})"),
             (Some(k), value, descending) => {
                 let v = bind(D::value(value));
                 let nulls = if descending {
@@ -119,7 +127,7 @@ pub fn page_sql<D: Dialect>(
                 } else {
                     String::new()
                 };
-                format!("({k} {after} {v} OR ({k} = {v} AND id {after} {id}){nulls})")
+                format!("({k} {after} {v} OR ({k} = {v} AND {id} {after} {c}){nulls})")
             }
         });
     }
@@ -128,8 +136,8 @@ pub fn page_sql<D: Dialect>(
         sql.push_str(&conditions.join(" AND "));
     }
     match &key {
-        Some(k) => sql.push_str(&format!(" ORDER BY {k} {order}{nulls}, id {order}")),
-        None => sql.push_str(&format!(" ORDER BY id {order}")),
+        Some(k) => sql.push_str(&format!(" ORDER BY {k} {order}{nulls}, {id} {order}")),
+        None => sql.push_str(&format!(" ORDER BY {id} {order}")),
     }
     let limit = bind(D::id(query.limit as i64 + 1));
     sql.push_str(&format!(" LIMIT {limit}"));

@@ -2,7 +2,7 @@
 //! the other comparisons (`age[gte]=18`), full-text search, and the relevance to order by
 //! when searching. Every value is a bound parameter.
 
-use super::dialect::Dialect;
+use super::dialect::{Alone, Dialect};
 use super::store::{Op, PageQuery};
 
 /// What a query selects: joins, conditions (all must hold), and the relevance expression
@@ -11,6 +11,8 @@ pub struct Selection {
     pub join: String,
     pub conditions: Vec<String>,
     pub rank: Option<String>,
+    /// The search's matches read by themselves (see `Search::alone`).
+    pub alone: Option<Alone>,
 }
 
 /// The selection of `query` on `table`, its parameters bound with `bind` (the search words
@@ -24,6 +26,7 @@ pub fn selection<D: Dialect>(
         join: String::new(),
         conditions: Vec::new(),
         rank: None,
+        alone: None,
     };
     if query.search.as_ref().is_some_and(Vec::is_empty) {
         // A search without words finds nothing.
@@ -34,6 +37,7 @@ pub fn selection<D: Dialect>(
         selection.join = search.join;
         selection.conditions.push(search.condition);
         selection.rank = search.rank;
+        selection.alone = search.alone;
     }
     for (field, value) in &query.filters {
         let p = bind(D::value(value));
@@ -146,6 +150,7 @@ mod tests {
                 join: String::new(),
                 condition: format!("matches({p})"),
                 rank: ranked.then(|| format!("rank({p})")),
+                alone: None,
             }
         }
         const NO_KEY: &'static str = "NULL";

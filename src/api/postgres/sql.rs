@@ -292,6 +292,7 @@ impl Dialect for Postgres {
             condition: format!("{SEARCH_COLUMN} @@ {query}"),
             // jsonb, as every sort key here: the cursor reads it back as JSON.
             rank: ranked.then(|| format!("to_jsonb(-ts_rank({SEARCH_COLUMN}, {query})::float8)")),
+            alone: None,
         }
     }
     const NO_KEY: &'static str = "NULL::jsonb";

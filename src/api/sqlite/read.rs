@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use super::{field_expr, search_table, table};
-use crate::api::dialect::Search;
+use crate::api::dialect::{Alone, Search};
 use crate::api::keyset::{self, Collector, Dialect, page_sql};
 use crate::api::store::{Page, PageQuery, Record};
 use crate::api::where_sql::{count_sql, prefix_end};
@@ -104,13 +104,19 @@ impl Dialect for Sqlite {
             Search {
                 join: format!(" JOIN {fts} ON {fts}.rowid = {table}.id"),
                 condition: format!("{fts} MATCH {p}"),
-                rank: Some(format!("{fts}.rank")),
+                // bm25 itself (what `rank` calls by default), without `rank`'s indirection.
+                rank: Some(format!("bm25({fts})")),
+                alone: Some(Alone {
+                    from: fts.clone(),
+                    id: "rowid".to_owned(),
+                }),
             }
         } else {
             Search {
                 join: String::new(),
                 condition: format!("id IN (SELECT rowid FROM {fts} WHERE {fts} MATCH {p})"),
                 rank: None,
+                alone: None,
             }
         }
     }
