@@ -386,7 +386,29 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
+    defer_accept(&socket);
     Ok(socket.into())
+}
+
+/// Seconds a connection may stay silent before the kernel hands it over anyway.
+const DEFER_ACCEPT_SECONDS: libc::c_int = 1;
+
+/// TCP_DEFER_ACCEPT: a connection is handed to `accept` when its first bytes arrive (or after
+/// `DEFER_ACCEPT_SECONDS`), so accepting it and reading its request take one wake-up of the
+/// loop, not two. Best effort: without it, connections are accepted on arrival.
+fn defer_accept(socket: &Socket) {
+    use std::os::fd::AsRawFd;
+    let seconds = DEFER_ACCEPT_SECONDS;
+    // SAFETY: setsockopt reads an int from a valid pointer, on a socket this function borrows.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit; returns the limit now in force.
