@@ -11,6 +11,9 @@ the ratio tws/miniserve of MB/s taken within each round.
 
 tws syncs an upload to disk before it names it (miniserve does not): the upload rows are
 measured with the page cache written back before each run, and the time includes tws's sync.
+So that durable is also compared with durable, the form upload is run a second time against
+miniserve followed by `sync FILE` (an fsync of what it wrote), timed together
+("miniserve+fsync").
 
 Usage: bench/folders.py [--rounds N] [--tws BIN] [--miniserve BIN] [--out FILE]
 """
@@ -54,6 +57,12 @@ def miniserve(binary, root, port):
     return harness.Server("miniserve", argv, port, root.parent)
 
 
+def miniserve_synced(binary, root, port):
+    server = miniserve(binary, root, port)
+    server.name = "miniserve+fsync"
+    return server
+
+
 def peak_kib(server):
     total = 0
     for pid in server.pids():
@@ -79,6 +88,8 @@ def measure(make, binary, root, op, source):
         cpu0 = server.cpu_seconds()
         started = time.perf_counter()
         status, size = op(server, source)
+        if server.name.endswith("+fsync"):
+            subprocess.run(["sync", str(root / "up.bin")], check=True)
         took = time.perf_counter() - started
         cpu = server.cpu_seconds() - cpu0
         peak = peak_kib(server) / 1024
@@ -147,9 +158,11 @@ def main():
     uploads = {"tws": base / "up-tws", "miniserve": base / "up-miniserve"}
     for path in uploads.values():
         path.mkdir()
-    servers = {"tws": (tws, args.tws), "miniserve": (miniserve, args.miniserve)}
+    uploads["miniserve+fsync"] = uploads["miniserve"]
+    servers = {"tws": (tws, args.tws), "miniserve": (miniserve, args.miniserve),
+               "miniserve+fsync": (miniserve_synced, args.miniserve)}
     ops = [
-        ("upload 1 GiB, curl -F", upload_form, True, ["tws", "miniserve"]),
+        ("upload 1 GiB, curl -F", upload_form, True, ["tws", "miniserve", "miniserve+fsync"]),
         ("upload 1 GiB, curl -T (PUT)", upload_put, True, ["tws"]),
         ("200 MB folder as tar.gz", tar_gz, False, ["tws", "miniserve"]),
         ("200 MB folder as zip", zip_, False, ["tws", "miniserve"]),
@@ -173,7 +186,8 @@ def main():
     lines = [
         f"# Sharing a folder: tws against miniserve ({args.rounds} rounds)",
         "",
-        "Medians (range) over the rounds; ratio = tws MB/s / miniserve MB/s within each round.",
+        "Medians (range) over the rounds; on a peer's row, ratio = tws MB/s / that row's MB/s",
+        "within each round (above 1: tws is faster).",
         "",
         "| operation | server | MB/s | server CPU s | peak RSS MiB | ratio |",
         "|---|---|---|---|---|---|",
@@ -186,8 +200,8 @@ def main():
                 vals = [r[i] for r in runs]
                 cells.append(f"{f.format(statistics.median(vals))} ({harness.range_text(vals, f)})")
             ratio = "-"
-            if name == "tws" and (label, "miniserve") in results:
-                rs = [a[0] / b[0] for a, b in zip(runs, results[(label, "miniserve")])]
+            if name != "tws":
+                rs = [a[0] / b[0] for a, b in zip(results[(label, "tws")], runs)]
                 ratio = f"{statistics.median(rs):.2f} ({min(rs):.2f}-{max(rs):.2f})"
             lines.append(f"| {label} | {name} | {' | '.join(cells)} | {ratio} |")
     version = subprocess.run([args.miniserve, "--version"], capture_output=True, text=True).stdout.strip()
