@@ -178,6 +178,29 @@ fn queries(server: &Server) {
         json_of(&some),
         json!([{"id": 1, "age": 0}, {"id": 2, "age": 1}])
     );
+    // ... and of one record, twice (the second from memory where the store keeps it).
+    for _ in 0..2 {
+        let one = curl(server, "GET", "/people/2?fields=age,id", None);
+        assert_eq!(
+            (one.status, json_of(&one)),
+            (200, json!({"id": 2, "age": 1}))
+        );
+        assert_eq!(
+            one.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("etag"))
+                .count(),
+            1
+        );
+    }
+    let bad = curl(server, "GET", "/people/2?fields=id,colour", None);
+    assert_eq!(bad.status, 400);
+    assert!(
+        json_of(&bad)["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"colour\"")
+    );
 
     // A batch is all or nothing, and names the first record refused.
     let mut bad = people()[..20].to_vec();

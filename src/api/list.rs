@@ -74,7 +74,7 @@ fn too_slow(collection: &Collection, query: &PageQuery) -> Failure {
 }
 
 /// A record with only the fields asked for (keys in name order).
-fn project(record: &Record, fields: &[String], out: &mut Vec<u8>) {
+pub(super) fn project(record: &Record, fields: &[String], out: &mut Vec<u8>) {
     let whole: Map<String, Value> = match serde_json::from_slice(&record.to_json()) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),

@@ -177,11 +177,12 @@ fn get(
     id: &str,
 ) -> Result<Response, Failure> {
     let id = record_id(id)?;
+    let fields = query::item_fields(collection, req.query())?;
     let record = store
         .get(collection, id)
         .map_err(unavailable)?
         .ok_or(HttpError::NotFound)?;
-    Ok(record_answer(req, &record))
+    Ok(record_answer(req, &record, fields.as_deref()))
 }
 
 /// A read of one record answered from the store's memory, without I/O: for the event loop.
@@ -195,13 +196,15 @@ pub fn answer_cached(
     if !endpoint.item || !matches!(req.method, Method::Get | Method::Head) {
         return None;
     }
+    // A bad `fields` is answered (400) by the worker's path.
+    let fields = query::item_fields(&endpoint.collection, req.query()).ok()?;
     let record = store.cached(&endpoint.collection, record_id(id).ok()?)?;
-    Some(record_answer(req, &record))
+    Some(record_answer(req, &record, fields.as_deref()))
 }
 
-/// A record; 412 when `If-Match` does not name its current version, else 304 when
-/// `If-None-Match` does (RFC 9110 §13.2.2).
-fn record_answer(req: &Request, record: &Record) -> Response {
+/// A record (only `fields` of it, when given); 412 when `If-Match` does not name its current
+/// version, else 304 when `If-None-Match` does (RFC 9110 §13.2.2).
+fn record_answer(req: &Request, record: &Record, fields: Option<&[String]>) -> Response {
     let etag = record.etag();
     if req
         .header_list("if-match")
@@ -217,7 +220,17 @@ fn record_answer(req: &Request, record: &Record) -> Response {
     {
         return Response::empty(304).header("ETag", etag);
     }
-    record_response(200, record)
+    match fields {
+        None => record_response(200, record),
+        Some(fields) => {
+            let mut body = Vec::new();
+            list::project(record, fields, &mut body);
+            body.push(b'\n');
+            json(200, body)
+                .header("ETag", etag)
+                .header("Cache-Control", "no-cache")
+        }
+    }
 }
 
 /// `POST /things`: checks the fields, stores the record, and answers once it is durable:

@@ -144,6 +144,24 @@ pub fn fields_wanted(collection: &Collection, query: Option<&str>) -> Option<Vec
     projection(collection, &text).ok()
 }
 
+/// The projection asked of a single record (`/things/7?fields=id,name`): `None` for all of
+/// it; a bad list, or a query that is not a form, is refused (400). Its other parameters are
+/// not a record's business and are ignored, as before.
+pub fn item_fields(
+    collection: &Collection,
+    query: Option<&str>,
+) -> Result<Option<Vec<String>>, Invalid> {
+    let Some(query) = query.filter(|_| collection.field("fields").is_none()) else {
+        return Ok(None);
+    };
+    let pairs = form::pairs(query.as_bytes())
+        .map_err(|_| Invalid::Malformed("the query string is not valid".into()))?;
+    match pairs.into_iter().rev().find(|(name, _)| name == "fields") {
+        Some((_, text)) => projection(collection, &text).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// A cursor: the id of the record a page continues after, in decimal without sign or
 /// leading zeros.
 fn decode_cursor(text: &str) -> Option<i64> {

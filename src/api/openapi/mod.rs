@@ -226,7 +226,12 @@ fn operation(endpoint: &Endpoint, method: Method) -> Value {
         }
         (true, Method::Get | Method::Head) => {
             op["summary"] = json!(format!("A record of {}", c.name));
-            responses.insert("200".into(), page_response(method, schema_ref(c, ""), etag));
+            // With `fields`, only those: the schema of a listed record (none required).
+            let fields = fields_param(c);
+            let schema = schema_ref(c, if fields.is_some() { "Listed" } else { "" });
+            parameters.extend(fields);
+            responses.insert("200".into(), page_response(method, schema, etag));
+            responses.insert("400".into(), error("`fields` names something else"));
             responses.insert("304".into(), json!({"description": "Not modified"}));
         }
         (true, Method::Delete) => {
@@ -274,6 +279,21 @@ fn page_response(method: Method, schema: Value, headers: Value) -> Value {
     }
 }
 
+/// `fields` (a projection), unless the collection has a field of that name.
+fn fields_param(c: &Collection) -> Option<Value> {
+    if c.field("fields").is_some() {
+        return None;
+    }
+    let mut projectable = vec!["id", "created", "updated"];
+    projectable.extend(c.fields.iter().map(|f| f.name.as_str()));
+    let one = format!("(?:{})", projectable.join("|"));
+    Some(json!({
+        "name": "fields", "in": "query", "required": false,
+        "description": "Only these fields, comma-separated",
+        "schema": {"type": "string", "pattern": format!("^{one}(?:,{one})*$")},
+    }))
+}
+
 /// The list's query parameters.
 /// A collection's live updates: a `text/event-stream` that does not end (tools that call
 /// every operation should leave it out: `.ci/openapi.sh` does).
@@ -315,13 +335,10 @@ fn list_parameters(c: &Collection) -> Vec<Value> {
     let param = |name: &str, description: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
     let declared = |name: &str| c.field(name).is_some();
     let mut sorts = vec![json!("id"), json!("-id")];
-    let mut projectable = vec!["id".to_owned(), "created".to_owned(), "updated".to_owned()];
     for f in &c.fields {
         sorts.push(json!(f.name));
         sorts.push(json!(format!("-{}", f.name)));
-        projectable.push(f.name.clone());
     }
-    let one = format!("(?:{})", projectable.join("|"));
     let mut list = vec![
         param(
             "limit",
@@ -339,13 +356,7 @@ fn list_parameters(c: &Collection) -> Vec<Value> {
             json!({"enum": sorts}),
         ),
     ];
-    if !declared("fields") {
-        list.push(param(
-            "fields",
-            "Only these fields, comma-separated",
-            json!({"type": "string", "pattern": format!("^{one}(?:,{one})*$")}),
-        ));
-    }
+    list.extend(fields_param(c));
     let exact = json!({"type": "string", "enum": ["exact"]});
     list.push(match c.field("count") {
         None => param("count", "exact: the total in X-Total-Count", exact),
