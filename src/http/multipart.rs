@@ -82,20 +82,54 @@ impl Multipart {
         self.state == State::Done
     }
 
-    /// Reads the next piece of the body, telling `on` what it holds.
+    /// Reads the next piece of the body, telling `on` what it holds. The piece is read where
+    /// it lies: only what is held from the last one (a head in progress, or what could start a
+    /// delimiter) is joined with the first few bytes of this one.
     pub fn feed<E: From<HttpError>>(
         &mut self,
         input: &[u8],
         mut on: impl FnMut(Event<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut held = std::mem::take(&mut self.held);
-        held.extend_from_slice(input);
+        let mut input = input;
+        let mut step = self.delimiter.len() + 2;
+        while !self.held.is_empty() {
+            if input.is_empty() {
+                return Ok(());
+            }
+            let old = self.held.len();
+            let joined = input.len().min(step);
+            let mut held = std::mem::take(&mut self.held);
+            held.extend_from_slice(&input[..joined]);
+            let at = self.scan(&held, &mut on)?;
+            if at >= old {
+                // Past what was held: go on in the input itself.
+                held.clear();
+                input = &input[at - old..];
+            } else {
+                // Still inside what was held (a long head): hold more, join more next time.
+                held.drain(..at);
+                input = &input[joined..];
+                step *= 2;
+            }
+            self.held = held;
+        }
+        let at = self.scan(input, &mut on)?;
+        self.held.extend_from_slice(&input[at..]);
+        Ok(())
+    }
+
+    /// Reads `bytes` as far as it can tell what it holds; returns how far that is.
+    fn scan<E: From<HttpError>>(
+        &mut self,
+        bytes: &[u8],
+        on: &mut impl FnMut(Event<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let mut at = 0;
         loop {
-            let rest = &held[at..];
+            let rest = &bytes[at..];
             match self.state {
                 State::Done => {
-                    at = held.len();
+                    at = bytes.len();
                     break;
                 }
                 State::Preamble => match self.finder.find(rest) {
@@ -182,9 +216,7 @@ impl Multipart {
                 },
             }
         }
-        held.drain(..at);
-        self.held = held;
-        Ok(())
+        Ok(at)
     }
 }
 
