@@ -15,7 +15,8 @@ So that durable is also compared with durable, the form upload is run a second t
 miniserve followed by `sync FILE` (an fsync of what it wrote), timed together
 ("miniserve+fsync").
 
-Usage: bench/folders.py [--rounds N] [--tws BIN] [--miniserve BIN] [--out FILE]
+Usage: bench/folders.py [--rounds N] [--only uploads|archives] [--tws BIN] [--miniserve BIN]
+                        [--out FILE]
 """
 
 import argparse
@@ -147,6 +148,8 @@ def main():
     parser.add_argument("--miniserve", default=shutil.which("miniserve")
                         or str(Path.home() / ".cargo/bin/miniserve"))
     parser.add_argument("--out", help="also write the report to this Markdown file")
+    parser.add_argument("--only", choices=["uploads", "archives"],
+                        help="run only the uploads or only the archive downloads")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tws-folders-", dir=os.environ.get("TMPDIR", "/var/tmp")))
     source = base / "source.bin"
@@ -167,6 +170,8 @@ def main():
         ("200 MB folder as tar.gz", tar_gz, False, ["tws", "miniserve"]),
         ("200 MB folder as zip", zip_, False, ["tws", "miniserve"]),
     ]
+    if args.only:
+        ops = [op for op in ops if op[2] == (args.only == "uploads")]
     results = {(label, name): [] for label, _, _, names in ops for name in names}
     try:
         for rnd in range(args.rounds):
