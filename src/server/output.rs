@@ -201,7 +201,7 @@ impl Output {
                 if budget == 0 {
                     return Ok(Flushed::Yielded);
                 }
-                match wire.send_file(file, *offset, (*remaining).min(budget)) {
+                match wire.send_file(file, *offset, (*remaining).min(budget), *remaining) {
                     // The file shrank under us: the promised length can no longer be met.
                     Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                     Ok(n) => {

@@ -167,12 +167,18 @@ impl Wire<'_> {
         Ok(taken)
     }
 
-    /// Sends up to `count` bytes of `file` from `offset` (the socket's send buffer first sized
-    /// for the path, see `tcp`): sendfile on a plain wire; on TLS, read and encrypted a record
-    /// at a time.
-    pub fn send_file(&mut self, file: &File, offset: u64, count: u64) -> io::Result<usize> {
+    /// Sends up to `count` bytes of `file` from `offset`, of `left` still to send (when that is
+    /// a large file, the socket's send buffer is first sized for the path, see `tcp`): sendfile
+    /// on a plain wire; on TLS, read and encrypted a record at a time.
+    pub fn send_file(
+        &mut self,
+        file: &File,
+        offset: u64,
+        count: u64,
+        left: u64,
+    ) -> io::Result<usize> {
         let sock = self.sock;
-        if !*self.sized {
+        if !*self.sized && left >= super::tcp::SIZED_FROM {
             *self.sized = true;
             super::tcp::size_send_buffer(sock);
         }
