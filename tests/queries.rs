@@ -193,14 +193,18 @@ fn queries(server: &Server) {
             1
         );
     }
-    let bad = curl(server, "GET", "/people/2?fields=id,colour", None);
-    assert_eq!(bad.status, 400);
-    assert!(
-        json_of(&bad)["error"]
+    for (query, want) in [
+        ("fields=id,colour", "\"colour\""),
+        ("colour=red", "unknown query parameter \"colour\""),
+    ] {
+        let bad = curl(server, "GET", &format!("/people/2?{query}"), None);
+        assert_eq!(bad.status, 400, "{query}");
+        let error = json_of(&bad)["error"]
             .as_str()
-            .unwrap()
-            .contains("\"colour\"")
-    );
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.contains(want), "{query}: {error}");
+    }
 
     // A batch is all or nothing, and names the first record refused.
     let mut bad = people()[..20].to_vec();

@@ -145,21 +145,29 @@ pub fn fields_wanted(collection: &Collection, query: Option<&str>) -> Option<Vec
 }
 
 /// The projection asked of a single record (`/things/7?fields=id,name`): `None` for all of
-/// it; a bad list, or a query that is not a form, is refused (400). Its other parameters are
-/// not a record's business and are ignored, as before.
+/// it. A bad list, another parameter (as a list refuses one it does not know), or a query
+/// that is not a form is refused (400).
 pub fn item_fields(
     collection: &Collection,
     query: Option<&str>,
 ) -> Result<Option<Vec<String>>, Invalid> {
-    let Some(query) = query.filter(|_| collection.field("fields").is_none()) else {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
         return Ok(None);
     };
     let pairs = form::pairs(query.as_bytes())
         .map_err(|_| Invalid::Malformed("the query string is not valid".into()))?;
-    match pairs.into_iter().rev().find(|(name, _)| name == "fields") {
-        Some((_, text)) => projection(collection, &text).map(Some),
-        None => Ok(None),
+    let projectable = collection.field("fields").is_none();
+    let mut fields = None;
+    for (name, value) in pairs {
+        if name != "fields" || !projectable {
+            return Err(Invalid::Malformed(format!(
+                "unknown query parameter \"{name}\" (a record takes {})",
+                if projectable { "fields" } else { "none" }
+            )));
+        }
+        fields = Some(value);
     }
+    fields.map(|text| projection(collection, &text)).transpose()
 }
 
 /// A cursor: the id of the record a page continues after, in decimal without sign or
