@@ -9,6 +9,7 @@ pub mod forward;
 pub mod h2raw;
 pub mod pebble;
 pub mod pg;
+mod scratch;
 pub mod sse;
 pub mod tls;
 
@@ -20,43 +21,14 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use scratch::scratch;
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The repository root, where the bundled routes.toml and site/ live.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A fresh scratch folder for one test. A failed test's folder stays for a look until a
-/// later test process starts: the first call in each process removes the folders of test
-/// processes that have ended (`tws-it-PID-*` with no `/proc/PID`), so runs do not pile up.
-pub fn scratch(name: &str) -> PathBuf {
-    static SWEEP: std::sync::Once = std::sync::Once::new();
-    SWEEP.call_once(sweep_scratch);
-    let dir = std::env::temp_dir().join(format!("tws-it-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Removes the scratch folders left by test processes that are no longer running.
-fn sweep_scratch() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("tws-it-")) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// Writes `routes` as DIR/routes.toml under a `[server]` table serving DIR/site: to a
