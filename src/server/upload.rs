@@ -66,14 +66,12 @@ impl Upload {
     /// waits; `body` goes on filling the spare buffer. The sink and the written buffer come
     /// back as a `Done::Written` for `origin` (with a refusal if the write failed).
     pub fn write(&mut self, cx: &Ctx, origin: Origin, body: &mut Vec<u8>) {
-        if body.capacity() < UPLOAD_HOLD {
-            // Sized once, so that filling it never moves what it holds.
-            body.reserve_exact(UPLOAD_HOLD - body.len());
-        }
         if body.len() < UPLOAD_BATCH || !self.free() {
             return;
         }
         let mut sink = self.sink.take().expect("a free upload has its sink");
+        // Sized once (a small upload never gets here), so that filling it never moves what it
+        // holds; the first buffer is sized when it comes back.
         let mut spare = std::mem::take(&mut self.spare);
         if spare.capacity() < UPLOAD_HOLD {
             spare.reserve_exact(UPLOAD_HOLD);
