@@ -92,17 +92,15 @@ pub fn page_sql<D: Dialect>(
         1 if ranked => selected.alone.take(),
         _ => None,
     };
-    let (source, id) = match &alone {
-        Some(alone) => (alone.from.clone(), alone.id.as_str()),
-        None => (format!("{table}{}", selected.join), "id"),
+    let (source, id) = match alone {
+        Some(alone) => (alone.from, alone.id),
+        None => (format!("{table}{}", selected.join), format!("{table}.id")),
     };
-    let selected_columns = match (ranked, &alone) {
-        (true, Some(_)) => format!("{id} AS rid, {} AS k", key.as_deref().unwrap_or(D::NO_KEY)),
-        (true, None) => format!(
-            "{table}.id AS rid, {} AS k",
-            key.as_deref().unwrap_or(D::NO_KEY)
-        ),
-        (false, _) => format!("{columns}, {}", key.as_deref().unwrap_or(D::NO_KEY)),
+    let k = key.as_deref().unwrap_or(D::NO_KEY);
+    let selected_columns = if ranked {
+        format!("{id} AS rid, {k} AS k")
+    } else {
+        format!("{columns}, {k}")
     };
     let mut sql = format!("SELECT {selected_columns} FROM {source}");
     let mut conditions = selected.conditions;
